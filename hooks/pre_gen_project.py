@@ -1,0 +1,78 @@
+"""Validate every answer before cookiecutter writes a file.
+
+Each bad answer gets one sentence naming the field, the value and the rule; any bad answer
+exits non-zero, and cookiecutter then removes the half-made project directory.
+"""
+
+import json
+import re
+import sys
+
+# tojson escapes quotes and angle brackets, so no answer can break out of this literal.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+NAME_RULES = {
+    "project_name": (
+        r"[^\x00-\x1f\x7f\"\\]{1,80}",
+        "1 to 80 printable characters, without quotes or backslashes",
+    ),
+    "app_name": (
+        r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]",
+        "2 to 60 letters, digits and hyphens, not starting or ending with a hyphen"
+        " (Azure's rule for function app names)",
+    ),
+    "resource_group": (
+        r"[A-Za-z0-9_().-]{0,89}[A-Za-z0-9_()-]",
+        "1 to 90 letters, digits, underscores, hyphens, periods and parentheses,"
+        " not ending with a period (Azure's rule for resource groups)",
+    ),
+    "acr_name": (
+        r"[A-Za-z0-9]{5,50}",
+        "5 to 50 letters and digits (Azure's rule for container registries)",
+    ),
+    "key_vault_name": (
+        r"(?!.*--)[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]",
+        "3 to 24 letters, digits and hyphens, starting with a letter, ending with a letter"
+        " or digit, without consecutive hyphens (Azure's rule for key vaults)",
+    ),
+    "worker_user": (
+        r"(?!root$)[a-z_][a-z0-9_-]{0,31}",
+        "a Linux account name other than root: a lowercase letter or underscore, then up"
+        " to 31 lowercase letters, digits, underscores or hyphens",
+    ),
+}
+SWITCHES = ("include_infra", "private_networking", "workshop")
+
+
+def problems(answers: dict) -> list[str]:
+    found = []
+    for field, (pattern, rule) in NAME_RULES.items():
+        value = answers[field]
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            found.append(f"{field} {value!r} is invalid: it must be {rule}.")
+    versions = answers["_supported_python_versions"]
+    if answers["python_version"] not in versions:
+        found.append(
+            f"python_version {answers['python_version']!r} is not supported: choose one of"
+            f" {', '.join(versions)} (the versions of the official Functions base images)."
+        )
+    if answers["azure_region"] not in answers["_azure_regions"]:
+        found.append(
+            f"azure_region {answers['azure_region']!r} is not a known region: use a name such"
+            " as westeurope or eastus2 (`az account list-locations -o table` lists them)."
+        )
+    for switch in SWITCHES:
+        if not isinstance(answers[switch], bool):
+            found.append(f"{switch} {answers[switch]!r} is invalid: answer yes or no.")
+    if answers["private_networking"] is True and answers["include_infra"] is False:
+        found.append(
+            "private_networking 'yes' needs include_infra 'yes': the network is part of infra/."
+        )
+    return found
+
+
+if __name__ == "__main__":
+    errors = problems(ANSWERS)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    sys.exit(1 if errors else 0)

@@ -1,0 +1,102 @@
+"""Every supported answer combination bakes into a clean project whose own checks pass."""
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SUPPORTED_PYTHON_VERSIONS, SWITCH_COMBINATIONS, TEMPLATE, run
+
+# A leftover Jinja tag; GitHub's own `${{ expr }}` is allowed and skipped by the lookbehind.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")
+MATRIX = [
+    pytest.param(version, switches, id=f"py{version}-" + "-".join(
+        f"{key}={'on' if value else 'off'}" for key, value in switches.items()))
+    for version in SUPPORTED_PYTHON_VERSIONS
+    for switches in SWITCH_COMBINATIONS
+]
+
+
+def text_files(project: Path) -> list[Path]:
+    return [p for p in project.rglob("*") if p.is_file() and b"\0" not in p.read_bytes()[:4096]]
+
+
+def test_default_bake_needs_no_answers(bake) -> None:
+    project = bake()
+    assert project.name == "hardened-functions-app"
+    for required in ("function_app.py", "host.json", "requirements.txt", "Makefile",
+                     "README.md", ".funcignore", ".gitignore", "local.settings.json.example"):
+        assert (project / required).is_file(), required
+    assert "local.settings.json" in (project / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize(("python_version", "switches"), MATRIX)
+def test_every_combination_bakes_without_leftover_template_syntax(
+    bake, python_version: str, switches: dict[str, bool]
+) -> None:
+    project = bake(python_version=python_version, **switches)
+    for path in text_files(project):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            assert not LEFTOVER_JINJA.search(line), f"{path}:{number}: {line}"
+    assert (project / "infra").exists() == switches["include_infra"]
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'python_version = "{python_version}"' in pyproject
+
+
+def test_local_settings_example_holds_no_secret(baked_default: Path) -> None:
+    values = json.loads((baked_default / "local.settings.json.example").read_text())["Values"]
+    for name, value in values.items():
+        assert not re.search(r"(?i)accountkey=|sharedaccesskey=|password=|secret", value), name
+
+
+def test_cli_bake_takes_under_two_seconds(tmp_path: Path) -> None:
+    cookiecutter = shutil.which("cookiecutter")
+    assert cookiecutter, "cookiecutter must be installed in the test environment"
+    started = time.perf_counter()
+    run([cookiecutter, "--no-input", str(TEMPLATE), "-o", str(tmp_path)])
+    elapsed = time.perf_counter() - started
+    assert elapsed < 2.0, f"baking took {elapsed:.2f} s"
+
+
+def python_for(version: str) -> str:
+    """The matching interpreter when the machine has one, so that pip and mypy see that
+    version; otherwise python3 (mypy still checks against the baked version)."""
+    candidates = [shutil.which(f"python{version}") or ""]
+    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "--version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return candidate
+    return "python3"
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        pytest.param({}, id="default"),
+        pytest.param(
+            {"python_version": "3.13", "include_infra": False, "workshop": True},
+            id="py3.13-no-infra-workshop",
+        ),
+    ],
+)
+def test_generated_project_make_test_passes(bake, answers: dict) -> None:
+    project = bake(**answers)
+    version = answers.get("python_version", "3.11")
+    result = run(["make", "test", f"PYTHON={python_for(version)}"], cwd=project, timeout=900)
+    assert re.search(r"\d+ passed", result.stdout), result.stdout[-2000:]
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+def test_generated_makefile_lists_only_working_targets(baked_default: Path) -> None:
+    help_text = subprocess.run(
+        ["make", "help"], cwd=baked_default, capture_output=True, text=True, check=True
+    ).stdout
+    targets = {line.split()[0] for line in help_text.splitlines() if line.strip()}
+    assert {"test", "clean"} <= targets

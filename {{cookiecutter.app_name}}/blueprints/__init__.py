@@ -1,0 +1,1 @@
+"""One blueprint a module; `function_app` registers each of them."""

@@ -1,0 +1,14 @@
+"""The function app the Functions host indexes (v2 programming model).
+
+Functions live in blueprints; this module only assembles them. Importing it makes no network
+call: settings and secrets load on first use, so a cold start pays only for the imports.
+"""
+
+import azure.functions as func
+
+from blueprints.greeting import bp as greeting_bp
+from blueprints.health import bp as health_bp
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(health_bp)
+app.register_functions(greeting_bp)

@@ -1,0 +1,54 @@
+"""The functions called directly, as the worker calls them, with real `HttpRequest` objects."""
+
+import json
+
+import azure.functions as func
+
+from blueprints.greeting import hello
+from blueprints.health import health
+from function_app import app
+
+
+def call(function: object, request: func.HttpRequest) -> func.HttpResponse:
+    user_function = function.build().get_user_function()  # type: ignore[attr-defined]
+    response = user_function(request)
+    assert isinstance(response, func.HttpResponse)
+    return response
+
+
+def get(route: str, **params: str) -> func.HttpRequest:
+    return func.HttpRequest(method="GET", url=f"/api/{route}", params=params, body=b"")
+
+
+def test_health_answers_ok() -> None:
+    response = call(health, get("health"))
+    assert response.status_code == 200
+    assert json.loads(response.get_body()) == {"status": "ok"}
+
+
+def test_hello_greets_the_given_name() -> None:
+    response = call(hello, get("hello", name="Ada"))
+    assert response.status_code == 200
+    assert json.loads(response.get_body()) == {"message": "Hello, Ada!"}
+
+
+def test_hello_defaults_to_world() -> None:
+    assert json.loads(call(hello, get("hello")).get_body()) == {"message": "Hello, world!"}
+
+
+def test_hello_rejects_an_oversize_name() -> None:
+    response = call(hello, get("hello", name="x" * 65))
+    assert response.status_code == 400
+    assert "name must be" in json.loads(response.get_body())["error"]
+
+
+def test_hello_rejects_control_characters() -> None:
+    assert call(hello, get("hello", name="a\nb")).status_code == 400
+
+
+def test_app_indexes_both_functions_with_their_auth_levels() -> None:
+    levels = {
+        f.get_function_name(): f.get_bindings_dict()["bindings"][0]["authLevel"].value
+        for f in app.get_functions()
+    }
+    assert levels == {"health": "anonymous", "hello": "function"}
