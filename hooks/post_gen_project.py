@@ -7,6 +7,8 @@ SWITCHED_OFF = {
     "infra": not {{ cookiecutter.include_infra }},
     "docs/workshop.md": not {{ cookiecutter.workshop }},
     "blueprints/workshop_download.py": not {{ cookiecutter.workshop }},
+    "downloads": not {{ cookiecutter.workshop }},
+    "tests/test_workshop_download.py": not {{ cookiecutter.workshop }},
 }
 
 for relative, remove in SWITCHED_OFF.items():

@@ -8,7 +8,14 @@ import azure.functions as func
 
 from blueprints.greeting import bp as greeting_bp
 from blueprints.health import bp as health_bp
+{%- if cookiecutter.workshop %}
+from blueprints.workshop_download import bp as workshop_download_bp
+{%- endif %}
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health_bp)
 app.register_functions(greeting_bp)
+{%- if cookiecutter.workshop %}
+# Workshop only: deliberately vulnerable, see docs/workshop.md.
+app.register_functions(workshop_download_bp)
+{%- endif %}

@@ -51,4 +51,8 @@ def test_app_indexes_both_functions_with_their_auth_levels() -> None:
         f.get_function_name(): f.get_bindings_dict()["bindings"][0]["authLevel"].value
         for f in app.get_functions()
     }
-    assert levels == {"health": "anonymous", "hello": "function"}
+    assert levels["health"] == "anonymous"
+    assert levels["hello"] == "function"
+{%- if cookiecutter.workshop %}
+    assert levels["download"] == "anonymous"
+{%- endif %}
