@@ -1,12 +1,16 @@
 """The functions called directly, as the worker calls them, with real `HttpRequest` objects."""
 
+import hashlib
+import hmac
 import json
+from pathlib import Path
 
 import azure.functions as func
 
 from blueprints.greeting import hello
 from blueprints.health import health
 from function_app import app
+from tests.conftest import DEVELOPMENT_SIGNING_KEY
 
 
 def call(function: object, request: func.HttpRequest) -> func.HttpResponse:
@@ -26,14 +30,34 @@ def test_health_answers_ok() -> None:
     assert json.loads(response.get_body()) == {"status": "ok"}
 
 
-def test_hello_greets_the_given_name() -> None:
+def expected_signature(message: str) -> str:
+    key = DEVELOPMENT_SIGNING_KEY.encode()
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def test_hello_greets_the_given_name_and_signs_it() -> None:
     response = call(hello, get("hello", name="Ada"))
     assert response.status_code == 200
-    assert json.loads(response.get_body()) == {"message": "Hello, Ada!"}
+    assert json.loads(response.get_body()) == {
+        "message": "Hello, Ada!",
+        "signature": expected_signature("Hello, Ada!"),
+    }
 
 
 def test_hello_defaults_to_world() -> None:
-    assert json.loads(call(hello, get("hello")).get_body()) == {"message": "Hello, world!"}
+    assert json.loads(call(hello, get("hello")).get_body())["message"] == "Hello, world!"
+
+
+def test_hello_answers_503_without_its_signing_key(development_secrets: Path) -> None:
+    development_secrets.write_text("{}")
+    response = call(hello, get("hello"))
+    assert response.status_code == 503
+    assert DEVELOPMENT_SIGNING_KEY not in response.get_body().decode()
+
+
+def test_health_needs_no_secret(development_secrets: Path) -> None:
+    development_secrets.unlink()
+    assert call(health, get("health")).status_code == 200
 
 
 def test_hello_rejects_an_oversize_name() -> None:

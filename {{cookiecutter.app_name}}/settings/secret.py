@@ -1,0 +1,40 @@
+"""A secret value that never shows itself in a repr, a log line, an f-string or a pickle."""
+
+import hmac
+from typing import Final, NoReturn, final
+
+MASK: Final = "**********"
+
+
+@final
+class Secret:
+    """Holds a value from Key Vault; only `get_secret_value()` gives it out, on purpose."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{MASK}')"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, format_spec: str) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        # Constant-time, so that comparing a caller's input with a secret leaks no timing.
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Secret cannot be pickled: it would leave memory")

@@ -1,0 +1,177 @@
+"""Where secret values come from: Key Vault through the managed identity, or a local file.
+
+Each source answers one secret by its Key Vault name or raises `SecretFetchError`, whose
+message names the secret and the source and never carries a value.
+"""
+
+import ipaddress
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+DEVELOPMENT_FILE = Path(__file__).resolve().parent.parent / "local.secrets.json"
+
+
+class SecretFetchError(RuntimeError):
+    """One secret could not be read; the message names it and the source, never a value."""
+
+    def __init__(self, name: str, source: str, reason: str) -> None:
+        super().__init__(f"secret {name!r} from {source}: {reason}")
+        self.secret_name = name
+
+
+class SecretSource(Protocol):
+    description: str
+
+    def fetch(self, name: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class RetryBounds:
+    """azure-core RetryPolicy and transport knobs, one set for every Key Vault call.
+
+    Worst case for one secret: `timeout` seconds of tries (429 waits as long as Retry-After
+    says; 5xx back off 0.8 s, 1.6 s, ... up to `retry_backoff_max`), at most `retry_total`
+    retries; `SecretStore` adds an overall deadline in case Retry-After asks for longer.
+    """
+
+    retry_total: int = 3
+    retry_backoff_factor: float = 0.8
+    retry_backoff_max: float = 8.0
+    timeout: float = 20.0
+    connection_timeout: float = 5.0
+    read_timeout: float = 10.0
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "retry_total": self.retry_total,
+            "retry_backoff_factor": self.retry_backoff_factor,
+            "retry_backoff_max": self.retry_backoff_max,
+            "timeout": self.timeout,
+            "connection_timeout": self.connection_timeout,
+            "read_timeout": self.read_timeout,
+        }
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class KeyVaultSource:
+    """`SecretClient` for KEY_VAULT_URL with the user-assigned managed identity AZURE_CLIENT_ID.
+
+    `ManagedIdentityCredential`, not `DefaultAzureCredential`: production must not probe a
+    chain of credentials. The clients are made on first fetch, never at import.
+    """
+
+    def __init__(self, vault_url: str, client_id: str | None, bounds: RetryBounds) -> None:
+        self.vault_url = vault_url
+        self.client_id = client_id
+        self.bounds = bounds
+        self.description = f"Key Vault {vault_url}"
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _secret_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from azure.identity import ManagedIdentityCredential
+                from azure.keyvault.secrets import SecretClient
+
+                credential = ManagedIdentityCredential(client_id=self.client_id)
+                self._client = SecretClient(
+                    self.vault_url,
+                    credential,
+                    # The challenge names https://vault.azure.net; only a vault on this machine
+                    # (a test fixture) has another host name. Azure's vaults keep the check.
+                    verify_challenge_resource=not _is_loopback(self.vault_url),
+                    **self.bounds.client_kwargs(),
+                )
+            return self._client
+
+    def fetch(self, name: str) -> str:
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestTimeoutError,
+            ServiceResponseTimeoutError,
+        )
+
+        try:
+            value = self._secret_client().get_secret(name).value
+        except ResourceNotFoundError:
+            raise self._error(name, "not found (404): create it, or fix its name") from None
+        except ClientAuthenticationError as error:
+            reason = (
+                f"no managed-identity token ({type(error).__name__}): check AZURE_CLIENT_ID, "
+                "IDENTITY_ENDPOINT and IDENTITY_HEADER"
+            )
+            raise self._error(name, reason) from None
+        except HttpResponseError as error:
+            reason = {
+                403: "forbidden (403): grant the app's identity 'Key Vault Secrets User'",
+                429: "throttled (429) past the retry bound",
+            }.get(error.status_code or 0, f"HTTP {error.status_code} after retries")
+            raise self._error(name, reason) from None
+        except (ServiceRequestTimeoutError, ServiceResponseTimeoutError):
+            reason = (
+                f"gave up at the retry bound ({self.bounds.timeout:g} s): "
+                "the vault kept throttling (429), failing (5xx) or not answering"
+            )
+            raise self._error(name, reason) from None
+        except AzureError as error:
+            raise self._error(name, f"unreachable ({type(error).__name__})") from None
+        if value is None:
+            raise self._error(name, "has no value")
+        return str(value)
+
+    def _error(self, name: str, reason: str) -> SecretFetchError:
+        return SecretFetchError(name, self.description, reason)
+
+
+class DevelopmentFileSource:
+    """Local development only: a git-ignored JSON file `{"<key-vault-name>": "<value>"}`."""
+
+    def __init__(self, path: Path = DEVELOPMENT_FILE) -> None:
+        self.path = path
+        self.description = f"development file {path} (NOT Key Vault)"
+        self._values: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, str]:
+        with self._lock:
+            if self._values is None:
+                logger.warning(
+                    "KEY_VAULT_URL is not set: secrets come from the development file %s, NOT from "
+                    "Key Vault. Never run like this in Azure.",
+                    self.path,
+                )
+                try:
+                    loaded = json.loads(self.path.read_text(encoding="utf-8"))
+                except FileNotFoundError:
+                    loaded = {}
+                except (OSError, ValueError):
+                    # No details: a parse error's message can quote the file's text.
+                    raise SecretFetchError("*", self.description, "unreadable JSON") from None
+                self._values = {str(k): str(v) for k, v in dict(loaded).items()}
+            return self._values
+
+    def fetch(self, name: str) -> str:
+        try:
+            return self._load()[name]
+        except KeyError:
+            raise SecretFetchError(name, self.description, "missing from the file") from None

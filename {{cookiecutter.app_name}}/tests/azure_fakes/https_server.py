@@ -1,0 +1,57 @@
+"""TEST FIXTURE: a threaded HTTPS server on 127.0.0.1 that counts the requests it answers."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from tests.azure_fakes.tls import TestCA
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """Answers JSON; logs nothing (a request line may carry a bearer token's audience)."""
+
+    protocol_version = "HTTP/1.1"
+    server: "CountingHTTPSServer"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: test output stays readable and carries no request details."""
+
+    def send_json(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class CountingHTTPSServer(ThreadingHTTPServer):
+    """TLS on 127.0.0.1 at a free port, served from a daemon thread; `requests` counts calls."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[QuietHandler], ca: TestCA) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.socket = ca.server_context().wrap_socket(self.socket, server_side=True)
+        self._count_lock = threading.Lock()
+        self.requests = 0
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"https://127.0.0.1:{self.server_address[1]}"
+
+    def count_request(self) -> None:
+        with self._count_lock:
+            self.requests += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)

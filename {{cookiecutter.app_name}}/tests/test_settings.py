@@ -1,0 +1,216 @@
+"""Settings and secrets against the real azure-identity and azure-keyvault-secrets clients,
+talking to the local Key Vault and managed-identity fakes (tests/azure_fakes) over TLS."""
+
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import settings
+from settings.declared import Environment, SettingsError
+from settings.sources import KeyVaultSource, RetryBounds
+from tests.conftest import CLIENT_ID, VAULT_SIGNING_KEY, Azure
+
+PROJECT = Path(__file__).resolve().parents[1]
+FAST_BOUNDS = RetryBounds(retry_total=10, timeout=2.0, connection_timeout=2.0, read_timeout=2.0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def vault_store(
+    azure: Azure, bounds: RetryBounds | None = None, clock: Callable[[], float] = time.monotonic
+) -> settings.SecretStore:
+    environment = Environment(azure.vault.url, CLIENT_ID, refresh_seconds=60)
+    source = KeyVaultSource(azure.vault.url, CLIENT_ID, bounds or RetryBounds())
+    return settings.SecretStore(source, environment, clock=clock)
+
+
+def load_error(store: settings.SecretStore) -> str:
+    with pytest.raises(settings.SecretsUnavailableError) as caught:
+        store.get()
+    return str(caught.value)
+
+
+def poll(condition: Callable[[], bool], deadline_seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.02)
+
+
+def test_value_arrives_from_key_vault_through_the_managed_identity(azure: Azure) -> None:
+    settings.install(settings.store_from_environment())
+    key = settings.get().secrets.greeting_signing_key
+    assert key.get_secret_value() == VAULT_SIGNING_KEY
+    assert azure.identity.requests >= 1, "the token came from the managed-identity endpoint"
+    assert azure.identity.rejected == 0
+
+
+def test_first_use_fetches_once_and_warm_calls_make_no_request(azure: Azure) -> None:
+    store = vault_store(azure)
+    store.get()
+    after_first_use = azure.vault.requests
+    for _ in range(100):
+        store.get()
+    assert azure.vault.requests == after_first_use
+
+
+def test_wrong_identity_header_fails_clearly_without_a_value(
+    azure: Azure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDENTITY_HEADER", "not-the-header-app-service-gave")
+    message = load_error(vault_store(azure))
+    assert azure.identity.rejected >= 1
+    assert "'greeting-signing-key'" in message and azure.vault.url in message
+    assert "managed-identity token" in message and "IDENTITY_HEADER" in message
+    assert VAULT_SIGNING_KEY not in message
+
+
+def test_missing_secret_error_names_the_secret_and_the_vault(azure: Azure) -> None:
+    azure.vault._secrets.clear()
+    message = load_error(vault_store(azure))
+    assert message.startswith("required secret 'greeting-signing-key' from Key Vault ")
+    assert azure.vault.url in message and "not found (404)" in message
+
+
+def test_forbidden_secret_fails_first_use_naming_the_role_to_grant(azure: Azure) -> None:
+    azure.vault.forbidden.add("greeting-signing-key")
+    message = load_error(vault_store(azure))
+    assert "'greeting-signing-key'" in message and azure.vault.url in message
+    assert "forbidden (403)" in message and "Key Vault Secrets User" in message
+
+
+def test_throttled_secret_is_retried_after_retry_after_then_arrives(azure: Azure) -> None:
+    azure.vault.throttle["greeting-signing-key"] = 2
+    started = time.monotonic()
+    key = vault_store(azure).get().secrets.greeting_signing_key
+    assert key.get_secret_value() == VAULT_SIGNING_KEY
+    assert time.monotonic() - started >= 2 * azure.vault.retry_after, "Retry-After was honoured"
+    assert azure.vault.throttle["greeting-signing-key"] == 0
+
+
+def test_persistent_throttling_fails_within_the_retry_bound(azure: Azure) -> None:
+    azure.vault.throttle["greeting-signing-key"] = 10_000
+    started = time.monotonic()
+    message = load_error(vault_store(azure, FAST_BOUNDS))
+    elapsed = time.monotonic() - started
+    assert "gave up at the retry bound" in message and "'greeting-signing-key'" in message
+    # The SDK stops after `timeout` of tries; one Retry-After wait may run past it.
+    assert elapsed < FAST_BOUNDS.timeout + azure.vault.retry_after + 1.0, f"{elapsed:.1f} s"
+
+
+def test_no_secret_value_in_any_log_or_error(
+    azure: Azure, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for name in ("azure", "msal", "urllib3", "settings"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    clock = FakeClock()
+    store = vault_store(azure, clock=clock)
+    shown = [repr(store.get()), str(store.get().secrets.greeting_signing_key)]
+    azure.vault.forbidden.add("greeting-signing-key")
+    clock.now += 61
+    store.get()
+    poll(lambda: "refresh failed for secret 'greeting-signing-key'" in caplog.text)
+    azure.vault.forbidden.clear()
+    azure.vault._secrets.clear()
+    shown.append(load_error(vault_store(azure)))
+    monkeypatch.setenv("IDENTITY_HEADER", "wrong")
+    shown.append(load_error(vault_store(azure)))
+    assert caplog.records, "the azure loggers were captured"
+    for text in [caplog.text, *shown]:
+        assert VAULT_SIGNING_KEY not in text
+        assert azure.identity.identity_header not in text
+
+
+def test_os_environ_never_holds_a_secret(azure: Azure) -> None:
+    settings.install(settings.store_from_environment())
+    assert settings.get().secrets.greeting_signing_key.get_secret_value() == VAULT_SIGNING_KEY
+    assert not [name for name, value in os.environ.items() if VAULT_SIGNING_KEY in value]
+
+
+def test_refresh_after_the_ttl_serves_the_new_value_without_blocking(azure: Azure) -> None:
+    clock = FakeClock()
+    store = vault_store(azure, clock=clock)
+    assert store.get().secrets.greeting_signing_key.get_secret_value() == VAULT_SIGNING_KEY
+    azure.vault.set_secret("greeting-signing-key", "rotated-signing-key")
+    clock.now += 59
+    assert store.get().secrets.greeting_signing_key.get_secret_value() == VAULT_SIGNING_KEY
+    clock.now += 2
+    # The caller that finds the TTL passed is answered at once, with the value it has.
+    assert store.get().secrets.greeting_signing_key.get_secret_value() == VAULT_SIGNING_KEY
+    poll(lambda: store.get().secrets.greeting_signing_key.get_secret_value() != VAULT_SIGNING_KEY)
+    assert store.get().secrets.greeting_signing_key.get_secret_value() == "rotated-signing-key"
+
+
+def test_failing_refresh_keeps_the_last_value_and_logs_the_name(
+    azure: Azure, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    store = vault_store(azure, clock=clock)
+    store.get()
+    azure.vault.forbidden.add("greeting-signing-key")
+    requests_before = azure.vault.requests
+    clock.now += 61
+    store.get()
+    poll(lambda: "refresh failed for secret 'greeting-signing-key'" in caplog.text)
+    assert azure.vault.requests > requests_before, "the refresh did ask the vault"
+    assert store.get().secrets.greeting_signing_key.get_secret_value() == VAULT_SIGNING_KEY
+    assert "forbidden (403)" in caplog.text
+
+
+def test_importing_function_app_makes_no_network_call(azure: Azure) -> None:
+    # Any connect() during the import fails the child; the fakes' counters must stay at 0.
+    code = (
+        "import socket\n"
+        "def refuse(*args, **kwargs): raise SystemExit('network call during import')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "import function_app\n"
+        "assert function_app.app.get_functions()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PROJECT, check=True, timeout=60)  # noqa: S603
+    assert azure.vault.requests == 0 and azure.identity.requests == 0
+
+
+def test_local_development_source_warns_loudly_that_it_is_not_key_vault(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings.get()
+    assert "NOT from Key Vault" in caplog.text
+
+
+def test_secret_hides_its_value_and_refuses_pickling() -> None:
+    secret = settings.Secret("hunter2")
+    assert "hunter2" not in f"{secret} {secret!r} {secret:>20}"
+    assert secret == settings.Secret("hunter2") and secret != settings.Secret("other")
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"KEY_VAULT_URL": "http://kv.example/"}, "KEY_VAULT_URL must be an https:// URL"),
+        ({"SECRETS_REFRESH_SECONDS": "soon"}, "SECRETS_REFRESH_SECONDS must be"),
+        ({"SECRETS_REFRESH_SECONDS": "0"}, "SECRETS_REFRESH_SECONDS must be"),
+    ],
+)
+def test_unusable_environment_fails_with_one_clear_sentence(
+    variables: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        Environment.from_environ(variables)
