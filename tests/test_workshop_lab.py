@@ -6,6 +6,7 @@ the guide declares as settings are replaced: the engine, the offline stand-in ba
 free port. Canary values are never printed: output is masked and checks report names only.
 """
 
+import re
 import socket
 import subprocess
 import time
@@ -95,6 +96,15 @@ def lab(workshop_project: Path, guide: Guide) -> Iterator[dict[tuple[str, str], 
         yield outcomes
     finally:
         block(guide.stop)
+
+
+def test_guide_defaults_are_the_dockerfiles_defaults(workshop_project: Path, guide: Guide) -> None:
+    """The test replaces the guide's image settings, so they are checked here against the source."""
+    dockerfile = (workshop_project / "Dockerfile").read_text()
+    for name in ("BASE_IMAGE", "BUILDER_IMAGE"):
+        default = re.search(rf"^ARG {name}=(.+)$", dockerfile, re.M)
+        assert default, f"the Dockerfile declares no default {name}"
+        assert guide.settings_declared[name] == default[1], name
 
 
 def test_guide_shows_every_defence_layer_with_a_step_that_differs(guide: Guide) -> None:

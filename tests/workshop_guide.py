@@ -44,10 +44,13 @@ class Guide:
     def canary_names(self) -> list[str]:
         return CANARY_ARGUMENT.findall(self.start)
 
+    @property
+    def settings_declared(self) -> dict[str, str]:
+        return dict(SETTING.findall(self.settings))
+
     def with_settings(self, overrides: dict[str, str]) -> str:
         """The settings block with some values replaced; every name must be one the guide declares."""
-        declared = dict(SETTING.findall(self.settings))
-        missing = sorted(set(overrides) - set(declared))
+        missing = sorted(set(overrides) - set(self.settings_declared))
         assert not missing, f"docs/workshop.md no longer declares the settings {missing}"
         return SETTING.sub(
             lambda m: f"{m[1]}={overrides[m[1]]}" if m[1] in overrides else m[0], self.settings
