@@ -1,0 +1,184 @@
+"""Harden the image in place: run once, as root, by the Dockerfile's `hardened` stage.
+
+The steps run in the order they must: everything that still needs the base image's tools first
+(creating the worker account), the removals last. It uses only the standard library of the
+base image's own interpreter, because by the end there is no shell to run anything else.
+Every step fails the build with one sentence instead of leaving a half-hardened image.
+"""
+
+import argparse
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import NoReturn
+
+APP_DIR = Path("/home/site/wwwroot")
+POLICY = Path("/etc/launcher/policy.conf")
+# The directories a file-system walk must not enter: kernel views and the build's own mounts.
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+# Anything an attacker with code execution would reach for: shells, downloaders, interpreters
+# other than Python, package managers, privilege tools, remote access. Removed wherever found.
+FORBIDDEN = {
+    "sh", "bash", "dash", "rbash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox",
+    "toybox", "curl", "wget", "perl", "nc", "ncat", "netcat", "socat", "telnet", "ftp",
+    "apt", "apt-get", "apt-cache", "apt-key", "dpkg", "dpkg-deb", "dpkg-divert",
+    "su", "sudo", "doas", "runuser", "setpriv", "chroot", "nsenter", "unshare", "capsh",
+    "ssh", "sshd", "scp", "sftp", "sftp-server", "passwd", "chsh", "chfn", "newgrp",
+    "gpasswd", "mount", "umount", "pip", "gcc", "cc", "make", "gdb", "strace",
+}  # fmt: skip
+# Directories removed whole: sshd's host keys (private keys baked into a public image) and the
+# base's bash entry scripts, which cannot run without bash and are replaced by ENTRYPOINT.
+REMOVED_DIRS = ("/etc/ssh", "/opt/startup")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"harden: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def walk(top: str) -> list[Path]:
+    """Every path under top, not following symbolic links or entering pseudo file systems."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in PSEUDO_FILESYSTEMS]
+        found.extend(Path(root, name) for name in dirs + files)
+    return found
+
+
+def ensure_worker(user: str) -> None:
+    """Create the worker's account unless the base already has it; it owns nothing."""
+    if any(line.split(":")[0] == user for line in Path("/etc/passwd").read_text().splitlines()):
+        return
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        fail(f"the base image has no account {user!r} and no useradd to create it.")
+    # --system: no aging, no mail spool; no home, no login shell: the worker only runs Python.
+    subprocess.run(
+        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", user],
+        check=True,
+    )  # fmt: skip
+
+
+def resolve_host_python() -> tuple[Path, Path]:
+    """(`python` as the host finds it on PATH, the real interpreter behind it)."""
+    found = shutil.which("python")
+    if found is None:
+        fail("no `python` on the image's PATH: is BASE_IMAGE a Functions Python image?")
+    python = Path(found)
+    real = python.resolve()
+    if real == python:
+        fail(f"{python} is the interpreter itself, not a link; the launcher cannot take its place.")
+    return python, real
+
+
+def install_launcher(launcher: Path, python: Path, real: Path) -> list[Path]:
+    """Put the launcher in place of `python` and of each sibling link to the same interpreter."""
+    names = {python.name, "python3", real.name}  # python, python3, python3.X
+    replaced: list[Path] = []
+    for directory in dict.fromkeys(Path(d) for d in os.environ["PATH"].split(":") if d):
+        for name in names:
+            candidate = directory / name
+            if candidate.is_symlink() and candidate.resolve() == real:
+                candidate.unlink()
+                if replaced:  # one file, several names: a hard link to the first copy
+                    candidate.hardlink_to(replaced[0])
+                else:
+                    shutil.copyfile(launcher, candidate)
+                    os.chown(candidate, 0, 0)
+                    candidate.chmod(0o755)
+                replaced.append(candidate)
+    if python not in replaced:
+        fail(f"could not replace {python} with the launcher.")
+    return replaced
+
+
+def install_policy(source: Path, real: Path) -> None:
+    """The policy, root-owned and read-only, pointing at the interpreter the launcher replaced."""
+    lines = source.read_text().splitlines()
+    execs = [i for i, line in enumerate(lines) if line.split()[:1] == ["exec"]]
+    if len(execs) != 1:
+        fail(f"{source} must have exactly one `exec` line, it has {len(execs)}.")
+    lines[execs[0]] = f"exec {real}"
+    POLICY.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    POLICY.write_text("\n".join(lines) + "\n")
+    for path in (POLICY.parent, POLICY):
+        os.chown(path, 0, 0)
+    POLICY.parent.chmod(0o755)
+    POLICY.chmod(0o644)
+
+
+def make_read_only(tops: list[Path]) -> None:
+    """Code and packages owned by root and writable by nobody else: no persistence by rewrite."""
+    for top in tops:
+        for path in [top, *walk(str(top))]:
+            os.chown(path, 0, 0, follow_symlinks=False)
+            if not path.is_symlink():
+                path.chmod(stat.S_IMODE(path.lstat().st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+
+
+def lock_passwords() -> None:
+    """Root (and every account) gets `!`: no password login, and no known hash left to crack."""
+    shadow = Path("/etc/shadow")
+    lines = []
+    for line in shadow.read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) > 1 and not fields[1].startswith(("!", "*")):
+            fields[1] = "!"
+        lines.append(":".join(fields))
+    shadow.write_text("\n".join(lines) + "\n")
+
+
+def remove_privilege_bits() -> int:
+    cleared = 0
+    for path in walk("/"):
+        mode = path.lstat().st_mode
+        if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+            path.chmod(stat.S_IMODE(mode) & ~(stat.S_ISUID | stat.S_ISGID))
+            cleared += 1
+    return cleared
+
+
+def remove_tools(keep: set[Path]) -> int:
+    """Every forbidden tool anywhere, and everything else on PATH except the launcher's names."""
+    path_dirs = {Path(d).resolve() for d in os.environ["PATH"].split(":") if d}
+    removed = 0
+    for path in walk("/"):
+        if path in keep or not (path.is_symlink() or path.is_file()):
+            continue
+        on_path = path.parent.resolve() in path_dirs
+        executable = path.is_symlink() or os.access(path, os.X_OK)
+        if on_path or (path.name in FORBIDDEN and executable):
+            path.unlink()
+            removed += 1
+    for directory in REMOVED_DIRS:
+        shutil.rmtree(directory, ignore_errors=True)
+    return removed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--worker-user", required=True)
+    parser.add_argument("--launcher", type=Path, required=True)
+    parser.add_argument("--policy", type=Path, required=True)
+    args = parser.parse_args()
+
+    ensure_worker(args.worker_user)
+    python, real = resolve_host_python()
+    replaced = install_launcher(args.launcher, python, real)
+    install_policy(args.policy, real)
+    paths = sysconfig.get_paths()
+    make_read_only([APP_DIR, *{Path(paths[key]) for key in ("stdlib", "purelib", "platlib")}])
+    lock_passwords()
+    cleared = remove_privilege_bits()
+    removed = remove_tools(keep={*replaced, real})
+    print(f"harden: launcher at {', '.join(map(str, replaced))}; interpreter {real}")
+    print(f"harden: cleared {cleared} setuid/setgid bits, removed {removed} executables")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Prove the image's hardening claims on a running container (`make verify-image`).
+
+The image starts normally (its own entrypoint runs as root, as in Azure) with a canary value in
+every sensitive variable the platform sets and no network. The worker-side probes then run the
+way the host runs the worker: `python` from PATH, as root, through `ENGINE exec`, so in a
+hardened image they go through the launcher. The file-system checks read `ENGINE export`.
+Prints `check | result | detail` (names only, never a value) and exits 1 on any failure.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rootfs import RootFS, engine_run, export, image_env, inspect
+
+# What the Functions platform puts in the host's environment and the worker must never see
+# (the launcher's policy denies or does not allow each). IDENTITY_HEADER and IDENTITY_ENDPOINT
+# are absent on purpose: the worker needs them to reach its managed identity.
+SENSITIVE_VARIABLES = (
+    "AzureWebJobsStorage", "AzureWebJobsDashboard", "AzureWebJobsSecretStorageSas",
+    "AzureWebJobsSecretStorageKeyVaultClientSecret", "AzureWebJobsSecretStorageKeyVaultUri",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "CONTAINER_ENCRYPTION_KEY",
+    "WEBSITE_AUTH_ENCRYPTION_KEY", "WEBSITE_AUTH_SIGNING_KEY", "MACHINEKEY_DecryptionKey",
+    "MACHINEKEY_ValidationKey", "MSI_SECRET", "DOCKER_REGISTRY_SERVER_PASSWORD",
+    "DOCKER_REGISTRY_SERVER_USERNAME", "DOCKER_REGISTRY_SERVER_URL",
+    "CONTAINER_START_CONTEXT_SAS_URI",
+    "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_PASSWORD",
+    "APPSETTING_AzureWebJobsStorage", "APPSETTING_WEBSITE_AUTH_ENCRYPTION_KEY",
+    "APPSETTING_CONTAINER_ENCRYPTION_KEY", "APPSETTING_DOCKER_REGISTRY_SERVER_PASSWORD",
+    "APPSETTING_MSI_SECRET", "APPSETTING_MY_DATABASE_PASSWORD", "ServiceBusConnection",
+    "EventHubConnection", "CosmosDbConnection",
+)  # fmt: skip
+# Tools that must exist nowhere in the image, by what an attacker would use them for.
+FORBIDDEN = {
+    "shells": ("sh", "bash", "dash", "rbash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish",
+               "busybox", "toybox"),
+    "download and network tools": ("curl", "wget", "nc", "ncat", "netcat", "socat", "telnet"),
+    "other interpreters": ("perl",),
+    "package managers": ("apt", "apt-get", "dpkg", "dpkg-deb"),
+    "privilege tools": ("su", "sudo", "doas", "runuser", "setpriv", "chroot", "nsenter"),
+    "remote access": ("sshd", "ssh", "scp", "sftp-server"),
+}  # fmt: skip
+LAUNCHER_POLICY_PATH = b"/etc/launcher/policy.conf"
+START_DEADLINE_SECONDS = 60
+
+Row = tuple[str, bool, str]
+
+
+def elf_interpreter(data: bytes) -> str | None:
+    """The PT_INTERP of a 64-bit little-endian ELF ('' when static), None when not an ELF."""
+    if data[:5] != b"\x7fELF\x02":
+        return None
+    phoff = int.from_bytes(data[32:40], "little")
+    size, count = int.from_bytes(data[54:56], "little"), int.from_bytes(data[56:58], "little")
+    for header in range(phoff, phoff + size * count, size):
+        if int.from_bytes(data[header : header + 4], "little") == 3:  # PT_INTERP
+            offset = int.from_bytes(data[header + 8 : header + 16], "little")
+            length = int.from_bytes(data[header + 32 : header + 40], "little")
+            return data[offset : offset + length].rstrip(b"\0").decode()
+    return ""
+
+
+def filesystem_rows(fs: RootFS, search_path: str) -> list[Row]:
+    rows: list[Row] = []
+    python = fs.which("python", search_path)
+    data = fs.read(python) if python else None
+    interp = elf_interpreter(data) if data else None
+    is_launcher = interp == "" and data is not None and LAUNCHER_POLICY_PATH in data
+    kind = "static launcher" if is_launcher else f"ELF interpreter {interp!r}" if interp else "?"
+    rows.append(("host's `python` on PATH is the launcher", is_launcher, f"{python}: {kind}"))
+
+    policy = fs.read("/etc/launcher/policy.conf")
+    policy_entry = fs.file("/etc/launcher/policy.conf")
+    exec_lines = [line.split()[1] for line in (policy or b"").decode().splitlines()
+                  if line.split()[:1] == ["exec"] and len(line.split()) > 1]  # fmt: skip
+    real = fs.file(exec_lines[0]) if exec_lines else None
+    policy_ok = (
+        policy_entry is not None and policy_entry.uid == 0 and not policy_entry.mode & 0o022
+        and real is not None and real.uid == 0 and not real.mode & 0o022
+    )  # fmt: skip
+    rows.append(("policy root-owned, exec is a root-owned interpreter", policy_ok,
+                 f"exec {exec_lines[0] if exec_lines else '(none)'}"))  # fmt: skip
+
+    for group, names in FORBIDDEN.items():
+        found = sorted(
+            e.path for e in fs.entries.values()
+            if e.path.rsplit("/", 1)[-1] in names
+            and (e.kind == "symlink" or (e.kind in ("file", "hardlink") and e.mode & 0o111))
+        )  # fmt: skip
+        detail = ", ".join(found[:4]) + (" ..." if len(found) > 4 else "") if found else "none"
+        rows.append((f"no {group}", not found, detail))
+
+    privileged = fs.privileged()
+    rows.append(("no setuid/setgid file", not privileged,
+                 ", ".join(privileged[:4]) if privileged else "none"))  # fmt: skip
+
+    shadow = (fs.read("/etc/shadow") or b"").decode().splitlines()
+    usable = [f[0] for f in (line.split(":") for line in shadow)
+              if len(f) > 1 and not f[1].startswith(("!", "*"))]  # fmt: skip
+    root_locked = bool(shadow) and "root" not in usable
+    rows.append(("root's password locked", root_locked and not usable,
+                 f"usable passwords: {', '.join(usable)}" if usable else "all locked"))  # fmt: skip
+    return rows
+
+
+def wait_running(engine: str, container: str) -> str | None:
+    """None once the container runs; else why not (its last log lines)."""
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        state = inspect(engine, "container", container)["State"]["Status"]
+        if state == "running":
+            return None
+        if state in ("exited", "dead"):
+            break
+        time.sleep(0.2)  # polling the engine, bounded by the deadline above
+    logs = subprocess.run([engine, "logs", container], capture_output=True, text=True, check=False)
+    return f"container is not running: {(logs.stdout + logs.stderr).strip()[-300:]}"
+
+
+def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]:
+    source = Path(__file__).with_name("worker_probe.py").read_text()
+    result = subprocess.run(
+        [engine, "exec", "--user", "0:0", container, "python", "-c", source, marker, user],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    try:
+        results = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        why = (result.stderr.strip() or result.stdout.strip() or "no output")[-300:]
+        return [("worker probes ran through `python`", False, f"exit {result.returncode}: {why}")]
+    return [(name, bool(ok), str(detail)) for name, (ok, detail) in results.items()]
+
+
+def verify(engine: str, image: str, user: str) -> list[Row]:
+    marker = f"canary{secrets.token_hex(8)}"
+    env = {name: f"{marker}-{name}" for name in SENSITIVE_VARIABLES}
+    env["AzureWebJobsStorage"] = (
+        f"DefaultEndpointsProtocol=https;AccountName=canary;AccountKey={marker};"
+        "EndpointSuffix=core.windows.net"
+    )
+    container = f"verify-image-{secrets.token_hex(4)}"
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".env") as env_file:
+            env_file.write("".join(f"{name}={value}\n" for name, value in env.items()))
+            env_file.flush()
+            engine_run(engine, "run", "--detach", "--network", "none", "--name", container,
+                       "--env-file", env_file.name, image)  # fmt: skip
+        rows: list[Row] = [("image starts as its entrypoint", True, f"{len(env)} canaries set")]
+        not_running = wait_running(engine, container)
+        if not_running:
+            return [("image starts as its entrypoint", False, not_running)]
+        rows += probe_rows(engine, container, marker, user)
+        search_path = image_env(engine, image).get("PATH", "/usr/bin:/bin")
+        fs = export(engine, container, wanted=lambda p: p.rsplit("/", 1)[-1].startswith("python")
+                    or p in ("/etc/shadow", "/etc/launcher/policy.conf"))  # fmt: skip
+        rows += filesystem_rows(fs, search_path)
+        return [(name, ok, detail.replace(marker, "<canary>")) for name, ok, detail in rows]
+    finally:
+        subprocess.run([engine, "rm", "--force", container], capture_output=True, check=False)
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'check'.ljust(width)} | result | detail")
+    print(f"{'-' * width}-|--------|-------")
+    for name, ok, detail in rows:
+        print(f"{name.ljust(width)} | {'pass' if ok else 'FAIL':6} | {detail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", default=os.environ.get("ENGINE", "docker"))
+    parser.add_argument("--image", required=True)
+    parser.add_argument("--worker-user", required=True)
+    args = parser.parse_args()
+    rows = verify(args.engine, args.image, args.worker_user)
+    print_table(rows)
+    failed = [name for name, ok, _ in rows if not ok]
+    if failed:
+        print(f"\nverify-image: {len(failed)} check(s) failed on {args.image}: "
+              f"{'; '.join(failed)}.", file=sys.stderr)  # fmt: skip
+        raise SystemExit(1)
+    print(f"\nverify-image: all {len(rows)} checks pass on {args.image}.")
+
+
+if __name__ == "__main__":
+    main()

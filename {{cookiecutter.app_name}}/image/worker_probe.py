@@ -1,0 +1,122 @@
+"""What function code could do, run inside the container exactly as the host runs the worker.
+
+verify_image.py passes this file's text to `python -c` through `ENGINE exec` as root, so it runs
+through whatever `python` the image has on PATH (the launcher, in a hardened image). Arguments:
+the canary marker and the worker's expected account. It prints one JSON object, check name to
+[passed, detail]; no detail ever contains a variable's value.
+"""
+
+import json
+import os
+import pwd
+import sys
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+
+Result = tuple[bool, str]
+
+
+def runs_as_worker(user: str) -> Result:
+    expected = pwd.getpwnam(user)
+    uids, gids, groups = os.getresuid(), os.getresgid(), os.getgroups()
+    ok = set(uids) == {expected.pw_uid} and set(gids) == {expected.pw_gid} and 0 not in groups
+    ok = ok and expected.pw_uid != 0
+    return ok, f"uid {uids[0]} gid {gids[0]} groups {groups} (expected {user}={expected.pw_uid})"
+
+
+def environ_is_clean(marker: str) -> Result:
+    leaked = sorted(name for name, value in os.environ.items() if marker in value)
+    return not leaked, f"leaked: {', '.join(leaked)}" if leaked else f"{len(os.environ)} names"
+
+
+def proc_environ_is_clean(marker: str) -> Result:
+    raw = Path("/proc/self/environ").read_bytes()
+    leaked = sorted(
+        entry.split(b"=", 1)[0].decode(errors="replace")
+        for entry in raw.split(b"\0")
+        if marker.encode() in entry
+    )
+    return not leaked, f"leaked: {', '.join(leaked)}" if leaked else "no canary"
+
+
+def host_environ_unreadable() -> Result:
+    command = Path("/proc/1/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    try:
+        Path("/proc/1/environ").read_bytes()
+    except PermissionError:
+        return True, f"PermissionError reading PID 1's environ ({command})"
+    return False, f"PID 1's environ ({command}) is readable"
+
+
+def cannot_write(label: str, top: Path) -> Result:
+    probe = top / ".verify-image-write-probe"
+    try:
+        probe.write_bytes(b"")
+    except OSError as error:
+        writable = [p for p in [top, *top.rglob("*")] if os.access(p, os.W_OK)]
+        if writable:
+            return False, f"{len(writable)} writable paths in {label}, e.g. {writable[0]}"
+        return True, f"{type(error).__name__} writing {top}; nothing in it writable"
+    probe.unlink()
+    return False, f"wrote {probe}"
+
+
+def cannot_regain_root() -> Result:
+    for name, call in (("setuid", os.setuid), ("setgid", os.setgid)):
+        try:
+            call(0)
+        except PermissionError:
+            continue
+        return False, f"{name}(0) succeeded"
+    return True, "setuid(0) and setgid(0) refused"
+
+
+def no_new_privs() -> Result:
+    status = Path("/proc/self/status").read_text().splitlines()
+    value = next((line.split()[1] for line in status if line.startswith("NoNewPrivs:")), "?")
+    return value == "1", f"NoNewPrivs: {value}"
+
+
+def health_answers() -> Result:
+    root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")  # noqa: SIM112
+    os.chdir(root)
+    sys.path.insert(0, root)
+    # Imported here, after the code directory is on sys.path, from the image's own packages.
+    import azure.functions as func
+
+    from function_app import app
+
+    names = {str(f.get_function_name()): f for f in app.get_functions()}
+    if "health" not in names:
+        return False, f"no function named health among {sorted(names)}"
+    request = func.HttpRequest(method="GET", url="/api/health", body=b"")
+    response = names["health"].get_user_function()(request)
+    return response.status_code == 200, f"{len(names)} functions; health -> {response.status_code}"
+
+
+def main() -> None:
+    marker, user = sys.argv[1], sys.argv[2]
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    checks: dict[str, Callable[[], Result]] = {
+        f"worker runs as {user}, not root": lambda: runs_as_worker(user),
+        "no canary in os.environ": lambda: environ_is_clean(marker),
+        "no canary in /proc/self/environ": lambda: proc_environ_is_clean(marker),
+        "cannot read the host's /proc/1/environ": host_environ_unreadable,
+        "cannot write the code directory": lambda: cannot_write("code", Path("/home/site/wwwroot")),
+        "cannot write site-packages": lambda: cannot_write("site-packages", purelib),
+        "cannot regain root": cannot_regain_root,
+        "no_new_privs is set": no_new_privs,
+        "function app imports, health answers": health_answers,
+    }
+    results: dict[str, Result] = {}
+    for name, check in checks.items():
+        try:
+            results[name] = check()
+        except Exception as error:  # a failing probe is a FAIL row, not a crash
+            results[name] = (False, f"{type(error).__name__}: {error}")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
