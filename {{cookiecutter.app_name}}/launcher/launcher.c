@@ -1,0 +1,302 @@
+/*
+ * launcher: the `python` that the Functions host starts. The host runs as root and its environment
+ * holds the platform's secrets (storage keys, encryption keys, registry passwords, every app setting
+ * again as APPSETTING_*). The worker runs the function code, so one bug there would hand all of that
+ * over. This program stands between them: it reads a root-owned policy, keeps only the variables the
+ * policy allows, drops root for good and execve()s the real interpreter with argv unchanged.
+ *
+ * Every step fails closed: one line on stderr naming the file and line or the call, a distinct exit
+ * status (see README.md), and nothing is run. No variable's value is ever printed.
+ */
+#define _GNU_SOURCE
+#include "policy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef POLICY_PATH
+#define POLICY_PATH "/etc/launcher/policy.conf"
+#endif
+
+/* Exit statuses, documented in README.md; the worker's own statuses pass through unchanged. */
+enum {
+	EXIT_SYSTEM = 71,    /* out of memory, /proc unreadable: the launcher cannot do its job */
+	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
+	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
+	EXIT_EXEC = 126,     /* execve of the interpreter failed */
+};
+
+extern char **environ;
+
+/* One write, so that concurrent output never splits the line. */
+static _Noreturn __attribute__((format(printf, 2, 3))) void die(int status, const char *fmt, ...)
+{
+	char line[512];
+	int n = snprintf(line, sizeof line, "launcher: ");
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* Nothing left to report to; the exit status still says what happened. */
+	}
+	_exit(status);
+}
+
+/* The policy decides what the worker sees, so anyone who could edit it would own the worker too. */
+static size_t read_policy(char *text)
+{
+	struct stat st;
+	size_t len = 0;
+	int fd = open(POLICY_PATH, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		die(EXIT_POLICY, "open(%s): %s", POLICY_PATH, strerror(errno));
+	if (fstat(fd, &st) != 0)
+		die(EXIT_POLICY, "fstat(%s): %s", POLICY_PATH, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		die(EXIT_POLICY, "%s: not a regular file", POLICY_PATH);
+	if (st.st_uid != 0)
+		die(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", POLICY_PATH, (unsigned)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		die(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", POLICY_PATH);
+	if (st.st_size > POLICY_MAX_BYTES)
+		die(EXIT_POLICY, "%s: larger than %d bytes", POLICY_PATH, POLICY_MAX_BYTES);
+	for (;;) {
+		ssize_t n = read(fd, text + len, (size_t)POLICY_MAX_BYTES + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(EXIT_POLICY, "read(%s): %s", POLICY_PATH, strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > POLICY_MAX_BYTES)
+			die(EXIT_POLICY, "%s: larger than %d bytes", POLICY_PATH, POLICY_MAX_BYTES);
+	}
+	close(fd);
+	return len;
+}
+
+/* A writable interpreter would let whoever can write it run code with the worker's environment. */
+static void check_exec(const struct policy *p)
+{
+	struct stat st;
+
+	if (stat(p->exec, &st) != 0)
+		die(EXIT_POLICY, "%s:%u: exec %s: %s", POLICY_PATH, p->exec_line, p->exec, strerror(errno));
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
+		die(EXIT_POLICY, "%s:%u: exec %s: not an executable file", POLICY_PATH, p->exec_line, p->exec);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		die(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
+}
+
+/*
+ * /etc/passwd and /etc/group are read directly: a static binary cannot load glibc's NSS modules,
+ * and the hardened image has no shell or tools to fix that with. fgetpwent never goes through NSS.
+ */
+static int lookup_id(const char *file, const char *name, size_t name_len, unsigned *id, unsigned *primary_gid)
+{
+	FILE *f;
+	char digits[12];
+
+	if (strspn(name, "0123456789") == name_len) {
+		memcpy(digits, name, name_len);
+		digits[name_len] = '\0';
+		errno = 0;
+		unsigned long value = strtoul(digits, NULL, 10);
+		if (errno || value >= UINT_MAX)
+			return -1;
+		*id = (unsigned)value;
+		return 0;
+	}
+	f = fopen(file, "re");
+	if (!f)
+		die(EXIT_POLICY, "fopen(%s): %s", file, strerror(errno));
+	for (;;) {
+		if (primary_gid) {
+			struct passwd *pw = fgetpwent(f);
+			if (!pw)
+				break;
+			if (strlen(pw->pw_name) == name_len && memcmp(pw->pw_name, name, name_len) == 0) {
+				*id = (unsigned)pw->pw_uid;
+				*primary_gid = (unsigned)pw->pw_gid;
+				fclose(f);
+				return 0;
+			}
+		} else {
+			struct group *gr = fgetgrent(f);
+			if (!gr)
+				break;
+			if (strlen(gr->gr_name) == name_len && memcmp(gr->gr_name, name, name_len) == 0) {
+				*id = (unsigned)gr->gr_gid;
+				fclose(f);
+				return 0;
+			}
+		}
+	}
+	fclose(f);
+	return -1;
+}
+
+static void resolve_user(const struct policy *p, uid_t *uid, gid_t *gid)
+{
+	const char *colon = strchr(p->user, ':');
+	size_t user_len = colon ? (size_t)(colon - p->user) : strlen(p->user);
+	unsigned u = 0, g = 0;
+
+	if (lookup_id("/etc/passwd", p->user, user_len, &u, &g) != 0)
+		die(EXIT_POLICY, "%s:%u: user %.*s: not in /etc/passwd", POLICY_PATH, p->user_line, (int)user_len, p->user);
+	if (colon && lookup_id("/etc/group", colon + 1, strlen(colon + 1), &g, NULL) != 0)
+		die(EXIT_POLICY, "%s:%u: group %s: not in /etc/group", POLICY_PATH, p->user_line, colon + 1);
+	if (u == 0 || g == 0)
+		die(EXIT_POLICY, "%s:%u: user %s resolves to uid %u gid %u: the worker must not be root", POLICY_PATH,
+		    p->user_line, p->user, u, g);
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
+}
+
+/* Names only, never values; bytes that could garble a log line are shown as '?'. */
+static void audit_dropped(const char *entry, size_t name_len)
+{
+	char line[POLICY_MAX_LINE + 32];
+	size_t n = 0;
+	const char *prefix = "launcher: audit: dropped ";
+
+	n = strlen(prefix);
+	memcpy(line, prefix, n);
+	if (name_len > POLICY_MAX_LINE)
+		name_len = POLICY_MAX_LINE;
+	for (size_t i = 0; i < name_len; i++)
+		line[n++] = entry[i] > 0x20 && entry[i] < 0x7f ? entry[i] : '?';
+	line[n++] = '\n';
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* Audit output is best effort; the filtering itself already happened. */
+	}
+}
+
+/* The worker's environment: allowed host variables (first occurrence only), then every set. */
+static char **build_env(const struct policy *p)
+{
+	size_t count = 0, kept = 0;
+	char **env;
+
+	while (environ[count])
+		count++;
+	env = calloc(count + p->n_set + 1, sizeof *env);
+	if (!env)
+		die(EXIT_SYSTEM, "calloc(%zu): %s", count + p->n_set + 1, strerror(errno));
+	for (size_t i = 0; i < count; i++) {
+		const char *entry = environ[i];
+		const char *eq = strchr(entry, '=');
+		size_t name_len = eq ? (size_t)(eq - entry) : strlen(entry);
+		bool keep = eq && policy_allows(p, entry, name_len) && !policy_setting(p, entry, name_len);
+
+		for (size_t j = 0; keep && j < kept; j++)
+			keep = strncmp(env[j], entry, name_len + 1) != 0;
+		if (keep)
+			env[kept++] = (char *)entry;
+		else if (p->audit)
+			audit_dropped(entry, name_len);
+	}
+	for (size_t i = 0; i < p->n_set; i++)
+		env[kept++] = (char *)p->set[i].entry;
+	env[kept] = NULL;
+	return env;
+}
+
+/* After this, nothing the worker runs can become root again: checked, not assumed. */
+static void drop_root(uid_t uid, gid_t gid)
+{
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+
+	if (setgroups(0, NULL) != 0)
+		die(EXIT_PRIVILEGE, "setgroups(0): %s", strerror(errno));
+	if (setgid(gid) != 0)
+		die(EXIT_PRIVILEGE, "setgid(%u): %s", (unsigned)gid, strerror(errno));
+	if (setuid(uid) != 0)
+		die(EXIT_PRIVILEGE, "setuid(%u): %s", (unsigned)uid, strerror(errno));
+	if (setuid(0) == 0 || setgid(0) == 0)
+		die(EXIT_PRIVILEGE, "setuid(0): succeeded after dropping root");
+	if (getresuid(&ruid, &euid, &suid) != 0 || ruid != uid || euid != uid || suid != uid)
+		die(EXIT_PRIVILEGE, "getresuid(%u): not every uid was changed", (unsigned)uid);
+	if (getresgid(&rgid, &egid, &sgid) != 0 || rgid != gid || egid != gid || sgid != gid)
+		die(EXIT_PRIVILEGE, "getresgid(%u): not every gid was changed", (unsigned)gid);
+	if (getgroups(0, NULL) != 0)
+		die(EXIT_PRIVILEGE, "getgroups(0): supplementary groups remain");
+}
+
+/* The host's open sockets and files must not leak into the worker. */
+static void close_inherited_fds(void)
+{
+	DIR *dir;
+	struct dirent *d;
+	struct rlimit lim;
+
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+		return;
+	if (errno != ENOSYS)
+		die(EXIT_SYSTEM, "close_range(3): %s", strerror(errno));
+#endif
+	/* Kernels before 5.9: close what /proc lists, or everything up to the limit. */
+	dir = opendir("/proc/self/fd");
+	if (dir) {
+		int own = dirfd(dir);
+		while ((d = readdir(dir)) != NULL) {
+			int fd = atoi(d->d_name);
+			if (fd > 2 && fd != own)
+				close(fd);
+		}
+		closedir(dir);
+		return;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+		die(EXIT_SYSTEM, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+	for (rlim_t fd = 3; fd < lim.rlim_cur && fd < 65536; fd++)
+		close((int)fd);
+}
+
+int main(int argc, char **argv)
+{
+	static char text[POLICY_MAX_BYTES + 1];
+	static struct policy policy;
+	struct policy_error err;
+	uid_t uid;
+	gid_t gid;
+	char **env;
+
+	(void)argc;
+	if (policy_parse(text, read_policy(text), &policy, &err) != 0)
+		die(EXIT_POLICY, "%s:%u: %s", POLICY_PATH, err.line, err.message);
+	check_exec(&policy);
+	resolve_user(&policy, &uid, &gid);
+	env = build_env(&policy);
+	if (geteuid() == 0)
+		drop_root(uid, gid);
+	else if (policy.nonroot == NONROOT_REFUSE)
+		die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
+		    (unsigned)geteuid());
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+	close_inherited_fds();
+	execve(policy.exec, argv, env);
+	die(EXIT_EXEC, "execve(%s): %s", policy.exec, strerror(errno));
+}

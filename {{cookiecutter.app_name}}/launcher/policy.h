@@ -1,0 +1,68 @@
+/* The policy parser, on its own so that the fuzz harness can link it without main(). */
+#ifndef LAUNCHER_POLICY_H
+#define LAUNCHER_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Bounds: everything the launcher holds about a policy lives in fixed arrays. */
+enum {
+	POLICY_MAX_BYTES = 65536,
+	POLICY_MAX_LINE = 1024,
+	POLICY_MAX_RULES = 512,
+	POLICY_MAX_MESSAGE = 200,
+};
+
+/* `allow NAME`, `allow PREFIX*`; deny also takes `*SUFFIX` and `*PART*` (then suffix is set). */
+struct pattern {
+	const char *text;
+	size_t len;
+	bool prefix;
+	bool suffix;
+	unsigned line;
+};
+
+/* `set NAME=VALUE`: entry is the whole "NAME=VALUE", ready for execve. */
+struct setting {
+	const char *entry;
+	size_t name_len;
+	unsigned line;
+};
+
+enum nonroot_mode { NONROOT_REFUSE, NONROOT_FILTER };
+
+struct policy {
+	const char *exec;
+	unsigned exec_line;
+	const char *user;
+	unsigned user_line;
+	bool audit;
+	unsigned audit_line;
+	enum nonroot_mode nonroot;
+	unsigned nonroot_line;
+	struct pattern allow[POLICY_MAX_RULES];
+	size_t n_allow;
+	struct pattern deny[POLICY_MAX_RULES];
+	size_t n_deny;
+	struct setting set[POLICY_MAX_RULES];
+	size_t n_set;
+};
+
+struct policy_error {
+	unsigned line;
+	char message[POLICY_MAX_MESSAGE];
+};
+
+/*
+ * Parses len bytes of text in place: text must have room for len + 1 bytes, and the parsed
+ * policy points into it. Returns 0, or -1 with err filled in (never quoting a set value).
+ */
+int policy_parse(char *text, size_t len, struct policy *policy, struct policy_error *err);
+
+/* Whether the variable NAME (name_len bytes, not NUL-terminated) may pass from the host. */
+bool policy_allows(const struct policy *policy, const char *name, size_t name_len);
+
+/* The set directive for NAME, or NULL. */
+const struct setting *policy_setting(const struct policy *policy, const char *name, size_t name_len);
+
+#endif
