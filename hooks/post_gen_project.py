@@ -5,6 +5,8 @@ from pathlib import Path
 
 SWITCHED_OFF = {
     "infra": not {{ cookiecutter.include_infra }},
+    "azure.yaml": not {{ cookiecutter.include_infra }},
+    "infra/network.bicep": not {{ cookiecutter.private_networking }},
     "docs/workshop.md": not {{ cookiecutter.workshop }},
     "blueprints/workshop_download.py": not {{ cookiecutter.workshop }},
     "downloads": not {{ cookiecutter.workshop }},

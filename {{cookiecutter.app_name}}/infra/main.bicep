@@ -1,0 +1,281 @@
+// Everything {{ cookiecutter.app_name }} runs on, with no stored credential: the app reaches the
+// registry, the vault, storage and Application Insights with one user-assigned managed identity.
+// Deploy: az deployment group create -g {{ cookiecutter.resource_group }} -f infra/main.bicep -p infra/main.parameters.json
+
+@description('Azure region for every resource.')
+param location string = '{{ cookiecutter.azure_region }}'
+
+@description('Function app name (globally unique; also the image repository name).')
+param appName string = '{{ cookiecutter.app_name }}'
+
+@description('Container registry name (globally unique, letters and digits).')
+param acrName string = '{{ cookiecutter.acr_name }}'
+
+@description('Key Vault name (globally unique).')
+param keyVaultName string = '{{ cookiecutter.key_vault_name }}'
+
+@description('Storage account for the Functions host (3-24 lower-case letters and digits).')
+param storageAccountName string = '{{ (cookiecutter.app_name | replace('-', '') | lower)[:22] }}st'
+
+@description('Image inside the registry, `repository:tag` or `repository@sha256:...`; the pipeline deploys by digest.')
+param image string = '${appName}:initial'
+
+// Built-in role definition IDs (the same in every tenant).
+var roles = {
+  acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${appName}'
+  location: location
+}
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${appName}'
+  location: location
+  properties: {
+    sku: { name: 'PerGB2018' }
+    retentionInDays: 30
+  }
+}
+
+// Local (instrumentation key) authentication is off, so the connection string in the app settings
+// is an address, not a credential: telemetry is accepted only with an Entra token of the identity.
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${appName}'
+  location: location
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    DisableLocalAuth: true
+  }
+}
+
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+  name: acrName
+  location: location
+{%- if cookiecutter.private_networking %}
+  sku: { name: 'Premium' }
+{%- else %}
+  //checkov:skip=CKV_AZURE_139: public network access stays on without the private_networking switch (the plan and the pipeline reach the registry over the internet); bake with private_networking=true to close it
+  //checkov:skip=CKV_AZURE_163: Defender's registry scanning comes with Standard or Premium (Premium with the private_networking switch); the pipeline scans every image before it pushes
+  sku: { name: 'Basic' }
+{%- endif %}
+  properties: {
+    adminUserEnabled: false
+    anonymousPullEnabled: false
+{%- if cookiecutter.private_networking %}
+    publicNetworkAccess: 'Disabled'
+    networkRuleBypassOptions: 'None'
+    dataEndpointEnabled: true
+    zoneRedundancy: 'Enabled'
+    policies: {
+      quarantinePolicy: { status: 'enabled' }
+      retentionPolicy: { status: 'enabled', days: 30 }
+      trustPolicy: { status: 'enabled', type: 'Notary' }
+    }
+{%- else %}
+    publicNetworkAccess: 'Enabled'
+{%- endif %}
+  }
+{%- if not cookiecutter.private_networking %}
+  //checkov:skip=CKV_AZURE_166: quarantine needs the Premium SKU, which the private_networking switch selects; the pipeline verifies and scans before it pushes and deploys by digest
+{%- endif %}
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: keyVaultName
+  location: location
+  properties: {
+    tenantId: subscription().tenantId
+    sku: { family: 'A', name: 'standard' }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    enablePurgeProtection: true
+{%- if cookiecutter.private_networking %}
+    publicNetworkAccess: 'Disabled'
+    networkAcls: { defaultAction: 'Deny', bypass: 'None' }
+{%- else %}
+    publicNetworkAccess: 'Enabled'
+    networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+{%- endif %}
+  }
+{%- if not cookiecutter.private_networking %}
+  //checkov:skip=CKV_AZURE_109: without the private_networking switch the app reaches the vault over the internet (with its identity and RBAC); bake with private_networking=true for a private endpoint and a deny-all firewall
+  //checkov:skip=CKV_AZURE_189: public network access stays on without the private_networking switch; bake with private_networking=true to close it
+{%- endif %}
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageAccountName
+  location: location
+  kind: 'StorageV2'
+  sku: { name: 'Standard_LRS' }
+  properties: {
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+{%- if cookiecutter.private_networking %}
+    publicNetworkAccess: 'Disabled'
+    networkAcls: { defaultAction: 'Deny', bypass: 'AzureServices' }
+{%- else %}
+    publicNetworkAccess: 'Enabled'
+    networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+{%- endif %}
+  }
+  //checkov:skip=CKV_AZURE_206: the host keeps only leases, queues and timer state here; locally redundant storage suffices and is offered in every region; use Standard_GZRS where the region has zones and a failover design needs it
+{%- if not cookiecutter.private_networking %}
+  //checkov:skip=CKV_AZURE_35: an EP plan without the private_networking switch reaches storage from shared outbound addresses, so the firewall must allow them (access still needs the identity; shared keys are off); bake with private_networking=true for deny-all
+  //checkov:skip=CKV_AZURE_59: public network access stays on without the private_networking switch; bake with private_networking=true to close it
+{%- endif %}
+}
+
+// What the identity may do, and nothing else: pull images, read secrets, run the host's storage
+// (blob leases and containers, queues, tables) and publish telemetry.
+resource acrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, identity.id, roles.acrPull)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPull)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, identity.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for role in [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]: {
+    name: guid(storage.id, identity.id, role)
+    scope: storage
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
+      principalId: identity.properties.principalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(insights.id, identity.id, roles.monitoringMetricsPublisher)
+  scope: insights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+{%- if cookiecutter.private_networking %}
+
+module network 'network.bicep' = {
+  name: 'network'
+  params: {
+    location: location
+    appName: appName
+    registryId: registry.id
+    vaultId: vault.id
+    storageAccountId: storage.id
+  }
+}
+{%- endif %}
+
+resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
+  name: 'plan-${appName}'
+  location: location
+  kind: 'elastic'
+  sku: { name: 'EP1', tier: 'ElasticPremium' }
+  properties: {
+    reserved: true // Linux
+    maximumElasticWorkerCount: 20
+    zoneRedundant: false
+  }
+  //checkov:skip=CKV_AZURE_225: zone redundancy needs at least three always-ready EP instances; raise capacity and set zoneRedundant when the cost is justified
+}
+
+resource app 'Microsoft.Web/sites@2023-12-01' = {
+  name: appName
+  location: location
+  kind: 'functionapp,linux,container'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identity.id}': {} }
+  }
+  //checkov:skip=CKV_AZURE_222: the app serves public HTTP by design (private_networking closes its dependencies, not its front door); put it behind Front Door or API Management with a private endpoint to close it
+  //checkov:skip=CKV_AZURE_17: callers authenticate with function keys or Entra tokens, not client certificates; enable clientCertEnabled for mutual-TLS callers
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identity.id
+{%- if cookiecutter.private_networking %}
+    virtualNetworkSubnetId: network.outputs.appSubnetId
+    vnetRouteAllEnabled: true
+    vnetImagePullEnabled: true
+{%- endif %}
+    siteConfig: {
+      linuxFxVersion: 'DOCKER|${registry.properties.loginServer}/${image}'
+      acrUseManagedIdentityCreds: true
+      acrUserManagedIdentityID: identity.properties.clientId
+      ftpsState: 'Disabled'
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      healthCheckPath: '/api/health'
+      minimumElasticInstanceCount: 1
+      //checkov:skip=CKV_AZURE_212: one always-ready instance keeps EP1's base cost and the plan scales out on load; raise minimumElasticInstanceCount and numberOfWorkers for failover
+{%- if cookiecutter.private_networking %}
+      vnetRouteAllEnabled: true
+{%- endif %}
+      appSettings: [
+        { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
+        { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
+        { name: 'WEBSITES_ENABLE_APP_SERVICE_STORAGE', value: 'false' }
+        { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId }
+        { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
+        { name: 'KEY_VAULT_URL', value: vault.properties.vaultUri }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD;ClientId=${identity.properties.clientId}' }
+      ]
+    }
+  }
+  dependsOn: [acrPull, secretsUser, storageRoles, metricsPublisher]
+}
+
+// Deployment goes through the pipeline's Entra identity; basic-auth publishing (FTP, SCM) stays off.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: app
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2023-12-01' = {
+  parent: app
+  name: 'scm'
+  properties: { allow: false }
+}
+
+output appName string = app.name
+output registryLoginServer string = registry.properties.loginServer
+output keyVaultUrl string = vault.properties.vaultUri
+output identityClientId string = identity.properties.clientId
