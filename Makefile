@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help machine test demo clean
+.PHONY: help machine test demo clean standin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -27,6 +27,9 @@ demo: $(BIN)/.installed ## bake the default project into build/demo and run its 
 	mv build/.bake/* $(DEMO) && rmdir build/.bake
 	$(MAKE) -C $(DEMO) test
 	@printf '\nThe default project is in %s and its checks pass.\nNext: cd %s && make help\n' $(DEMO) $(DEMO)
+
+standin: ## build the offline stand-in base images (test fixtures) for PYTHON_VERSION (3.11 or 3.13)
+	tests/image/standin/build.sh $(or $(PYTHON_VERSION),3.11)
 
 clean: ## remove the virtual environment and build/
 	rm -rf $(VENV) build

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+# TEST FIXTURE, not part of the product: the stand-in Azure Functions host, installed as
+# /azure-functions-host/Microsoft.Azure.WebJobs.Script.WebHost in the stand-in base image (the
+# build rewrites the line above to the real interpreter's absolute path, so the host never runs
+# through the `python` on PATH that the product replaces with its launcher).
+"""Starts the Python worker the way the real host does and serves HTTP in front of it.
+
+Like the real host it runs as root, reads workers/python/worker.config.json, resolves the
+worker's executable (`python`) on its own PATH, and starts
+`python <worker.py> --host 127.0.0.1 --port N --workerId <uuid> --requestId <uuid>` with its own
+full environment. The worker connects back; they speak JSON lines (README.md). HTTP on the port
+of ASPNETCORE_URLS: `/admin/host/status` reports the worker, anything else goes to the worker.
+It logs what happens, never the value of a variable. Standard library only.
+"""
+
+import base64
+import http.server
+import json
+import os
+import platform
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HOST_DIR = Path(os.environ.get("ASPNETCORE_CONTENTROOT", "/azure-functions-host"))
+CONNECT_TIMEOUT = float(os.environ.get("STANDIN_WORKER_CONNECT_TIMEOUT", "60"))
+REQUEST_TIMEOUT = float(os.environ.get("STANDIN_REQUEST_TIMEOUT", "30"))
+MAX_BODY = 16 * 1024 * 1024
+
+
+def log(message: str) -> None:
+    print(f"standin-host: {message}", flush=True)
+
+
+class Worker:
+    """The worker process, its connection, and what the status endpoint reports about it."""
+
+    def __init__(self) -> None:
+        self.state = "Starting"
+        self.error = ""
+        self.process: subprocess.Popen[bytes] | None = None
+        self.reported: dict[str, object] = {}
+        self.functions: list[str] = []
+        self._conn: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._waiting: dict[str, queue.Queue[dict[str, object]]] = {}
+        self._ids = iter(range(1, sys.maxsize))
+
+    def fail(self, reason: str) -> None:
+        if self.state != "Error":
+            self.state, self.error = "Error", reason
+            log(f"error: {reason}")
+        for waiter in list(self._waiting.values()):
+            waiter.put({"error": reason})
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except Exception as error:  # a broken image must show in the status, not hang it
+            self.fail(f"starting the worker failed: {type(error).__name__}")
+
+    def _start(self) -> None:
+        config = json.loads((HOST_DIR / "workers/python/worker.config.json").read_text())["description"]
+        version = os.environ.get("FUNCTIONS_WORKER_RUNTIME_VERSION", config["defaultRuntimeVersion"])
+        worker_path = HOST_DIR / "workers/python" / (
+            config["defaultWorkerPath"]
+            .replace("%FUNCTIONS_WORKER_RUNTIME_VERSION%", version)
+            .replace("{os}", "LINUX")
+            .replace("{architecture}", "X64")
+        )
+        # Resolved on the host's own PATH, as the real host does: this is the lookup the
+        # product's launcher has to win.
+        executable = shutil.which(config["defaultExecutablePath"], path=os.environ.get("PATH", os.defpath))
+        if executable is None:
+            return self.fail(f"{config['defaultExecutablePath']!r} is not on PATH")
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(CONNECT_TIMEOUT)
+        port = listener.getsockname()[1]
+        args = [executable, str(worker_path), "--host", "127.0.0.1", "--port", str(port),
+                "--workerId", str(uuid.uuid4()), "--requestId", str(uuid.uuid4())]
+        log(f"starting worker: {' '.join(args)}")
+        self.process = subprocess.Popen(
+            args, env=dict(os.environ), cwd=worker_path.parent,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        threading.Thread(target=self._relay_output, daemon=True).start()
+        threading.Thread(target=self._watch_exit, daemon=True).start()
+        try:
+            self._conn, _ = listener.accept()
+        except TimeoutError:
+            return self.fail(f"the worker did not connect within {CONNECT_TIMEOUT:.0f} s")
+        except OSError:
+            return self.fail("the worker did not connect")
+        finally:
+            listener.close()
+        self._conn.settimeout(None)
+        threading.Thread(target=self._read, daemon=True).start()
+        script_root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")
+        answer = self.call({"type": "init", "scriptRoot": script_root}, CONNECT_TIMEOUT)
+        if "error" in answer:
+            return self.fail(f"the worker could not load the function app: {answer['error']}")
+        self.functions = [str(name) for name in answer.get("functions", [])]
+        self.state = "Running"
+        log(f"worker indexed {len(self.functions)} function(s): {', '.join(self.functions)}")
+
+    def call(self, message: dict[str, object], timeout: float = REQUEST_TIMEOUT) -> dict[str, object]:
+        """Send one message and wait for the answer carrying its id; an error dict on failure."""
+        if self._conn is None or self.state == "Error":
+            return {"error": self.error or "the worker is not connected"}
+        message_id = str(next(self._ids))
+        waiter: queue.Queue[dict[str, object]] = queue.Queue()
+        self._waiting[message_id] = waiter
+        try:
+            with self._send_lock:
+                self._conn.sendall(json.dumps({**message, "id": message_id}).encode() + b"\n")
+            return waiter.get(timeout=timeout)
+        except queue.Empty:
+            log(f"{message['type']} {message_id} timed out after {timeout:.0f} s")
+            return {"error": "timeout"}
+        except OSError as error:
+            return {"error": f"sending to the worker failed ({type(error).__name__})"}
+        finally:
+            self._waiting.pop(message_id, None)
+
+    def _read(self) -> None:
+        assert self._conn is not None
+        with self._conn.makefile("rb") as lines:
+            for line in lines:
+                message = json.loads(line)
+                if message.get("type") == "start":
+                    self.reported = message
+                    log(f"worker connected: pid {message.get('pid')} uid {message.get('uid')} gid {message.get('gid')}")
+                elif (waiter := self._waiting.get(str(message.get("id")))) is not None:
+                    waiter.put(message)
+        self.fail("the worker closed its connection")
+
+    def _relay_output(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        for line in self.process.stdout:
+            print(f"worker: {line.decode(errors='replace').rstrip()}", flush=True)
+
+    def _watch_exit(self) -> None:
+        assert self.process is not None
+        code = self.process.wait()
+        log(f"worker exited with code {code}")
+        self.fail(f"the worker exited with code {code}")
+
+    def status(self) -> dict[str, object]:
+        process = self.process
+        worker: dict[str, object] = {
+            "pid": process.pid if process else None,
+            "exit_code": process.poll() if process else None,
+            "uid": self.reported.get("uid"),
+            "gid": self.reported.get("gid"),
+            "functions": self.functions,
+        }
+        # What the kernel says, not only what the worker claims: the launcher's drop must show here.
+        if process and process.poll() is None:
+            try:
+                fields = dict(line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines())
+                worker["uid"] = int(fields["Uid"].split()[1])
+                worker["gid"] = int(fields["Gid"].split()[1])
+            except (OSError, KeyError, ValueError):
+                pass
+        return {"state": self.state, "error": self.error, "version": os.environ.get("HOST_VERSION"),
+                "python": platform.python_version(), "worker": worker}
+
+
+WORKER = Worker()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, value: object) -> None:
+        self._answer(status, json.dumps(value).encode(), {"Content-Type": "application/json"})
+
+    def _handle(self) -> None:
+        url = urlsplit(self.path)
+        if url.path in ("/admin/host/status", "/admin/host/ping"):
+            return self._json(200, WORKER.status())
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self._json(413, {"error": "request body too large"})
+        body = self.rfile.read(length) if length else b""
+        answer = WORKER.call({
+            "type": "invoke", "method": self.command, "url": f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+            "path": url.path, "query": url.query, "headers": dict(self.headers.items()),
+            "body": base64.b64encode(body).decode(),
+        })
+        if "error" in answer:
+            status = 504 if answer["error"] == "timeout" else 500 if answer.get("raised") else 503
+            return self._json(status, {"error": answer["error"]})
+        self._answer(int(answer["status"]), base64.b64decode(str(answer["body"])), dict(answer.get("headers", {})))
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        log(f"http {self.command} {urlsplit(self.path).path} -> {args[1] if len(args) > 1 else '?'}")
+
+
+def http_port() -> int:
+    url = os.environ.get("ASPNETCORE_URLS", "http://+:80").split(";")[0]
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
+def main() -> None:
+    # PID 1 ignores SIGTERM unless it handles it: stop the worker and leave, so `podman stop` is quick.
+    def stop(signum: int, frame: object) -> None:
+        if WORKER.process and WORKER.process.poll() is None:
+            WORKER.process.terminate()
+        log("stopping")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", http_port()), Handler)
+    log(f"stand-in host {os.environ.get('HOST_VERSION')} as uid {os.getuid()}, listening on port {http_port()}")
+    threading.Thread(target=WORKER.start, daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
