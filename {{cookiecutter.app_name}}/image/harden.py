@@ -77,7 +77,16 @@ def resolve_host_python() -> tuple[Path, Path]:
 
 
 def install_launcher(launcher: Path, python: Path, real: Path) -> list[Path]:
-    """Put the launcher in place of `python` and of each sibling link to the same interpreter."""
+    """Point `python` and each sibling link to the same interpreter at the launcher instead.
+
+    The launcher sits beside the interpreter, in its bin directory: Python finds its standard
+    library from where the `python` it was started as leads, so the links must keep leading
+    into /opt/python/<version>. Returns the installed launcher and every link now naming it.
+    """
+    installed = real.parent / "python-launcher"
+    shutil.copyfile(launcher, installed)
+    os.chown(installed, 0, 0)
+    installed.chmod(0o755)
     names = {python.name, "python3", real.name}  # python, python3, python3.X
     replaced: list[Path] = []
     for directory in dict.fromkeys(Path(d) for d in os.environ["PATH"].split(":") if d):
@@ -85,16 +94,11 @@ def install_launcher(launcher: Path, python: Path, real: Path) -> list[Path]:
             candidate = directory / name
             if candidate.is_symlink() and candidate.resolve() == real:
                 candidate.unlink()
-                if replaced:  # one file, several names: a hard link to the first copy
-                    candidate.hardlink_to(replaced[0])
-                else:
-                    shutil.copyfile(launcher, candidate)
-                    os.chown(candidate, 0, 0)
-                    candidate.chmod(0o755)
+                candidate.symlink_to(installed)
                 replaced.append(candidate)
     if python not in replaced:
-        fail(f"could not replace {python} with the launcher.")
-    return replaced
+        fail(f"could not point {python} at the launcher.")
+    return [installed, *replaced]
 
 
 def install_policy(source: Path, real: Path) -> None:
@@ -114,7 +118,7 @@ def install_policy(source: Path, real: Path) -> None:
 
 def make_read_only(tops: list[Path]) -> None:
     """Code and packages owned by root and writable by nobody else: no persistence by rewrite."""
-    for top in tops:
+    for top in filter(Path.exists, tops):
         for path in [top, *walk(str(top))]:
             os.chown(path, 0, 0, follow_symlinks=False)
             if not path.is_symlink():
@@ -146,6 +150,7 @@ def remove_privilege_bits() -> int:
 def remove_tools(keep: set[Path]) -> int:
     """Every forbidden tool anywhere, and everything else on PATH except the launcher's names."""
     path_dirs = {Path(d).resolve() for d in os.environ["PATH"].split(":") if d}
+    keep = {p.parent.resolve() / p.name for p in keep}  # /bin/python is /usr/bin/python
     removed = 0
     for path in walk("/"):
         if path in keep or not (path.is_symlink() or path.is_file()):
@@ -172,11 +177,12 @@ def main() -> None:
     replaced = install_launcher(args.launcher, python, real)
     install_policy(args.policy, real)
     paths = sysconfig.get_paths()
-    make_read_only([APP_DIR, *{Path(paths[key]) for key in ("stdlib", "purelib", "platlib")}])
+    libraries = {Path(paths[key]) for key in ("stdlib", "purelib", "platlib")}
+    make_read_only([APP_DIR, real.parent, *libraries])
     lock_passwords()
     cleared = remove_privilege_bits()
     removed = remove_tools(keep={*replaced, real})
-    print(f"harden: launcher at {', '.join(map(str, replaced))}; interpreter {real}")
+    print(f"harden: launcher {replaced[0]} as {', '.join(map(str, replaced[1:]))}; real {real}")
     print(f"harden: cleared {cleared} setuid/setgid bits, removed {removed} executables")
 
 

@@ -73,7 +73,8 @@ def filesystem_rows(fs: RootFS, search_path: str) -> list[Row]:
     interp = elf_interpreter(data) if data else None
     is_launcher = interp == "" and data is not None and LAUNCHER_POLICY_PATH in data
     kind = "static launcher" if is_launcher else f"ELF interpreter {interp!r}" if interp else "?"
-    rows.append(("host's `python` on PATH is the launcher", is_launcher, f"{python}: {kind}"))
+    where = f"{python} -> {fs.resolve(python)}" if python else "no python on PATH"
+    rows.append(("host's `python` on PATH is the launcher", is_launcher, f"{where}: {kind}"))
 
     policy = fs.read("/etc/launcher/policy.conf")
     policy_entry = fs.file("/etc/launcher/policy.conf")

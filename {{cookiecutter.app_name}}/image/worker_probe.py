@@ -41,7 +41,8 @@ def proc_environ_is_clean(marker: str) -> Result:
 
 
 def host_environ_unreadable() -> Result:
-    command = Path("/proc/1/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    argv = Path("/proc/1/cmdline").read_bytes().split(b"\0")
+    command = " ".join(arg.decode(errors="replace").rsplit("/", 1)[-1] for arg in argv[:2])
     try:
         Path("/proc/1/environ").read_bytes()
     except PermissionError:
