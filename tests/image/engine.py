@@ -4,7 +4,7 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,8 +52,13 @@ def exec_python(container: str, code: str) -> subprocess.CompletedProcess[str]:
     return podman("exec", "--user", "0:0", container, "python", "-c", code, check=False)
 
 
-def http_get_json(container: str, path: str, deadline_seconds: float = 60) -> object:
-    """GET http://127.0.0.1:80<path> inside the container, polled until it answers 200."""
+def http_get_json(
+    container: str,
+    path: str,
+    ready: Callable[[object], bool] = lambda _: True,
+    deadline_seconds: float = 60,
+) -> object:
+    """GET http://127.0.0.1:80<path> inside the container, polled until a 200 answer is ready."""
     code = (
         "import urllib.request, sys\n"
         f"print(urllib.request.urlopen('http://127.0.0.1:80{path}', timeout=5).read().decode())"
@@ -63,7 +68,9 @@ def http_get_json(container: str, path: str, deadline_seconds: float = 60) -> ob
     while time.monotonic() < deadline:
         result = exec_python(container, code)
         if result.returncode == 0:
-            return json.loads(result.stdout)
-        last = result.stderr.strip()[-300:]
+            answer = json.loads(result.stdout)
+            if ready(answer):
+                return answer
+        last = (result.stderr.strip() or result.stdout.strip())[-300:]
         time.sleep(0.5)  # polling the server, bounded by the deadline
     pytest.fail(f"GET {path} in {container} never answered: {last}")

@@ -18,11 +18,15 @@ Result = tuple[bool, str]
 
 
 def runs_as_worker(user: str) -> Result:
-    expected = pwd.getpwnam(user)
     uids, gids, groups = os.getresuid(), os.getresgid(), os.getgroups()
+    actual = f"uid {uids[0]} gid {gids[0]} groups {groups}"
+    try:
+        expected = pwd.getpwnam(user)
+    except KeyError:
+        return False, f"{actual}; the image has no account {user}"
     ok = set(uids) == {expected.pw_uid} and set(gids) == {expected.pw_gid} and 0 not in groups
     ok = ok and expected.pw_uid != 0
-    return ok, f"uid {uids[0]} gid {gids[0]} groups {groups} (expected {user}={expected.pw_uid})"
+    return ok, f"{actual} (expected {user}={expected.pw_uid})"
 
 
 def environ_is_clean(marker: str) -> Result:
