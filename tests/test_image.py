@@ -52,7 +52,9 @@ class Built:
 def bake(out: Path, **answers: object) -> Path:
     from cookiecutter.main import cookiecutter
 
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out), extra_context=answers))
+    return Path(
+        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out), extra_context=answers)
+    )
 
 
 def verify(built: Built, image: str) -> subprocess.CompletedProcess[str]:
@@ -110,7 +112,9 @@ def test_verify_image_passes_on_the_hardened_image(
 def test_host_serves_health_through_the_worker_under_the_worker_user(built: Built) -> None:
     with running(built.image, env={"AzureWebJobsStorage": "canary-not-a-connection-string"}) as c:
         status = http_get_json(
-            c, "/admin/host/status", ready=lambda s: isinstance(s, dict) and s["state"] != "Starting"
+            c,
+            "/admin/host/status",
+            ready=lambda s: isinstance(s, dict) and s["state"] != "Starting",
         )
         health = http_get_json(c, "/api/health")
     assert isinstance(status, dict) and status["state"] == "Running", status

@@ -13,16 +13,22 @@ import pytest
 ENGINE = "podman"
 
 
-def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+def podman(
+    *args: str, timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [ENGINE, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
     if check and result.returncode != 0:
-        pytest.fail(f"podman {' '.join(args[:2])} exited {result.returncode}: {result.stderr[-2000:]}")
+        pytest.fail(
+            f"podman {' '.join(args[:2])} exited {result.returncode}: {result.stderr[-2000:]}"
+        )
     return result
 
 
-def make_image(project: Path, image: str, base: str, builder: str, target: str = "hardened") -> float:
+def make_image(
+    project: Path, image: str, base: str, builder: str, target: str = "hardened"
+) -> float:
     """`make image` in a baked project on the stand-ins; the seconds it took."""
     started = time.monotonic()
     result = subprocess.run(
@@ -31,7 +37,9 @@ def make_image(project: Path, image: str, base: str, builder: str, target: str =
         capture_output=True, text=True, timeout=1800, check=False,
     )  # fmt: skip
     if result.returncode != 0:
-        pytest.fail(f"make image ({target}) failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"make image ({target}) failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return time.monotonic() - started
 
 
