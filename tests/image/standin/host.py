@@ -27,6 +27,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 HOST_DIR = Path(os.environ.get("ASPNETCORE_CONTENTROOT", "/azure-functions-host"))
@@ -46,11 +47,11 @@ class Worker:
         self.state = "Starting"
         self.error = ""
         self.process: subprocess.Popen[bytes] | None = None
-        self.reported: dict[str, object] = {}
+        self.reported: dict[str, Any] = {}
         self.functions: list[str] = []
         self._conn: socket.socket | None = None
         self._send_lock = threading.Lock()
-        self._waiting: dict[str, queue.Queue[dict[str, object]]] = {}
+        self._waiting: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._ids = iter(range(1, sys.maxsize))
 
     def fail(self, reason: str) -> None:
@@ -67,28 +68,52 @@ class Worker:
             self.fail(f"starting the worker failed: {type(error).__name__}")
 
     def _start(self) -> None:
-        config = json.loads((HOST_DIR / "workers/python/worker.config.json").read_text())["description"]
-        version = os.environ.get("FUNCTIONS_WORKER_RUNTIME_VERSION", config["defaultRuntimeVersion"])
-        worker_path = HOST_DIR / "workers/python" / (
-            config["defaultWorkerPath"]
-            .replace("%FUNCTIONS_WORKER_RUNTIME_VERSION%", version)
-            .replace("{os}", "LINUX")
-            .replace("{architecture}", "X64")
+        config = json.loads((HOST_DIR / "workers/python/worker.config.json").read_text())[
+            "description"
+        ]
+        version = os.environ.get(
+            "FUNCTIONS_WORKER_RUNTIME_VERSION", config["defaultRuntimeVersion"]
+        )
+        worker_path = (
+            HOST_DIR
+            / "workers/python"
+            / (
+                config["defaultWorkerPath"]
+                .replace("%FUNCTIONS_WORKER_RUNTIME_VERSION%", version)
+                .replace("{os}", "LINUX")
+                .replace("{architecture}", "X64")
+            )
         )
         # Resolved on the host's own PATH, as the real host does: this is the lookup the
         # product's launcher has to win.
-        executable = shutil.which(config["defaultExecutablePath"], path=os.environ.get("PATH", os.defpath))
+        executable = shutil.which(
+            config["defaultExecutablePath"], path=os.environ.get("PATH", os.defpath)
+        )
         if executable is None:
             return self.fail(f"{config['defaultExecutablePath']!r} is not on PATH")
         listener = socket.create_server(("127.0.0.1", 0))
         listener.settimeout(CONNECT_TIMEOUT)
         port = listener.getsockname()[1]
-        args = [executable, str(worker_path), "--host", "127.0.0.1", "--port", str(port),
-                "--workerId", str(uuid.uuid4()), "--requestId", str(uuid.uuid4())]
+        args = [
+            executable,
+            str(worker_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workerId",
+            str(uuid.uuid4()),
+            "--requestId",
+            str(uuid.uuid4()),
+        ]
         log(f"starting worker: {' '.join(args)}")
         self.process = subprocess.Popen(
-            args, env=dict(os.environ), cwd=worker_path.parent,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            args,
+            env=dict(os.environ),
+            cwd=worker_path.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         threading.Thread(target=self._relay_output, daemon=True).start()
         threading.Thread(target=self._watch_exit, daemon=True).start()
@@ -110,12 +135,14 @@ class Worker:
         self.state = "Running"
         log(f"worker indexed {len(self.functions)} function(s): {', '.join(self.functions)}")
 
-    def call(self, message: dict[str, object], timeout: float = REQUEST_TIMEOUT) -> dict[str, object]:
+    def call(
+        self, message: dict[str, Any], timeout: float = REQUEST_TIMEOUT
+    ) -> dict[str, Any]:
         """Send one message and wait for the answer carrying its id; an error dict on failure."""
         if self._conn is None or self.state == "Error":
             return {"error": self.error or "the worker is not connected"}
         message_id = str(next(self._ids))
-        waiter: queue.Queue[dict[str, object]] = queue.Queue()
+        waiter: queue.Queue[dict[str, Any]] = queue.Queue()
         self._waiting[message_id] = waiter
         try:
             with self._send_lock:
@@ -136,7 +163,8 @@ class Worker:
                 message = json.loads(line)
                 if message.get("type") == "start":
                     self.reported = message
-                    log(f"worker connected: pid {message.get('pid')} uid {message.get('uid')} gid {message.get('gid')}")
+                    pid, uid, gid = (message.get(key) for key in ("pid", "uid", "gid"))
+                    log(f"worker connected: pid {pid} uid {uid} gid {gid}")
                 elif (waiter := self._waiting.get(str(message.get("id")))) is not None:
                     waiter.put(message)
         self.fail("the worker closed its connection")
@@ -152,9 +180,9 @@ class Worker:
         log(f"worker exited with code {code}")
         self.fail(f"the worker exited with code {code}")
 
-    def status(self) -> dict[str, object]:
+    def status(self) -> dict[str, Any]:
         process = self.process
-        worker: dict[str, object] = {
+        worker: dict[str, Any] = {
             "pid": process.pid if process else None,
             "exit_code": process.poll() if process else None,
             "uid": self.reported.get("uid"),
@@ -164,13 +192,21 @@ class Worker:
         # What the kernel says, not only what the worker claims: the launcher's drop must show here.
         if process and process.poll() is None:
             try:
-                fields = dict(line.split(":", 1) for line in Path(f"/proc/{process.pid}/status").read_text().splitlines())
+                fields = dict(
+                    line.split(":", 1)
+                    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                )
                 worker["uid"] = int(fields["Uid"].split()[1])
                 worker["gid"] = int(fields["Gid"].split()[1])
             except (OSError, KeyError, ValueError):
                 pass
-        return {"state": self.state, "error": self.error, "version": os.environ.get("HOST_VERSION"),
-                "python": platform.python_version(), "worker": worker}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "version": os.environ.get("HOST_VERSION"),
+            "python": platform.python_version(),
+            "worker": worker,
+        }
 
 
 WORKER = Worker()
@@ -200,20 +236,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if length > MAX_BODY:
             return self._json(413, {"error": "request body too large"})
         body = self.rfile.read(length) if length else b""
-        answer = WORKER.call({
-            "type": "invoke", "method": self.command, "url": f"http://{self.headers.get('Host', 'localhost')}{self.path}",
-            "path": url.path, "query": url.query, "headers": dict(self.headers.items()),
-            "body": base64.b64encode(body).decode(),
-        })
+        answer = WORKER.call(
+            {
+                "type": "invoke",
+                "method": self.command,
+                "url": f"http://{self.headers.get('Host', 'localhost')}{self.path}",
+                "path": url.path,
+                "query": url.query,
+                "headers": dict(self.headers.items()),
+                "body": base64.b64encode(body).decode(),
+            }
+        )
         if "error" in answer:
             status = 504 if answer["error"] == "timeout" else 500 if answer.get("raised") else 503
             return self._json(status, {"error": answer["error"]})
-        self._answer(int(answer["status"]), base64.b64decode(str(answer["body"])), dict(answer.get("headers", {})))
+        self._answer(
+            int(answer["status"]),
+            base64.b64decode(str(answer["body"])),
+            dict(answer.get("headers", {})),
+        )
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
-        log(f"http {self.command} {urlsplit(self.path).path} -> {args[1] if len(args) > 1 else '?'}")
+        log(
+            f"http {self.command} {urlsplit(self.path).path} -> {args[1] if len(args) > 1 else '?'}"
+        )
 
 
 def http_port() -> int:
@@ -222,7 +270,8 @@ def http_port() -> int:
 
 
 def main() -> None:
-    # PID 1 ignores SIGTERM unless it handles it: stop the worker and leave, so `podman stop` is quick.
+    # PID 1 ignores SIGTERM unless it handles it: stop the worker and leave, so that
+    # `podman stop` is quick.
     def stop(signum: int, frame: object) -> None:
         if WORKER.process and WORKER.process.poll() is None:
             WORKER.process.terminate()
@@ -232,7 +281,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server = http.server.ThreadingHTTPServer(("0.0.0.0", http_port()), Handler)
-    log(f"stand-in host {os.environ.get('HOST_VERSION')} as uid {os.getuid()}, listening on port {http_port()}")
+    version = os.environ.get("HOST_VERSION")
+    log(f"stand-in host {version} as uid {os.getuid()}, listening on port {http_port()}")
     threading.Thread(target=WORKER.start, daemon=True).start()
     server.serve_forever()
 

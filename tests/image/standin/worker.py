@@ -37,7 +37,9 @@ class HttpFunction:
         self.name = function.get_function_name()
         self.user_function = function.get_user_function()
         trigger = next(
-            b for b in json.loads(function.get_function_json())["bindings"] if b["type"] == "httpTrigger"
+            b
+            for b in json.loads(function.get_function_json())["bindings"]
+            if b["type"] == "httpTrigger"
         )
         self.parameter = trigger["name"]
         self.methods = {m.upper() for m in trigger.get("methods") or []}
@@ -55,7 +57,11 @@ class HttpFunction:
                 params[name] = "/".join(segments[index:])
                 return params
             if index >= len(segments):
-                return params if is_param and part.endswith("?}") and index == len(self.template) - 1 else None
+                return (
+                    params
+                    if is_param and part.endswith("?}") and index == len(self.template) - 1
+                    else None
+                )
             if is_param:
                 params[name] = segments[index]
             elif part.lower() != segments[index].lower():
@@ -71,11 +77,17 @@ class Worker:
         try:
             sys.path.insert(0, script_root)
             module = importlib.import_module("function_app")
-            app = next(v for v in vars(module).values() if hasattr(v, "get_functions") and not isinstance(v, type))
+            app = next(
+                v
+                for v in vars(module).values()
+                if hasattr(v, "get_functions") and not isinstance(v, type)
+            )
             host_json = Path(script_root, "host.json")
             settings = json.loads(host_json.read_text()) if host_json.exists() else {}
             prefix = settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-            self.functions = [HttpFunction(f, prefix) for f in app.get_functions() if self._is_http(f)]
+            self.functions = [
+                HttpFunction(f, prefix) for f in app.get_functions() if self._is_http(f)
+            ]
         except Exception as error:
             traceback.print_exc()  # the worker's own log; the host is told the class name only
             return {"error": type(error).__name__}
@@ -84,7 +96,9 @@ class Worker:
 
     @staticmethod
     def _is_http(function: Any) -> bool:
-        return any(b["type"] == "httpTrigger" for b in json.loads(function.get_function_json())["bindings"])
+        return any(
+            b["type"] == "httpTrigger" for b in json.loads(function.get_function_json())["bindings"]
+        )
 
     def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
         import azure.functions as func
@@ -97,17 +111,21 @@ class Worker:
             if function.methods and method not in function.methods:
                 return self._plain(405, "method not allowed")
             request = func.HttpRequest(
-                method=method, url=message["url"], headers=message["headers"],
+                method=method,
+                url=message["url"],
+                headers=message["headers"],
                 params=dict(parse_qsl(message["query"], keep_blank_values=True)),
-                route_params=params, body=base64.b64decode(message["body"]),
+                route_params=params,
+                body=base64.b64decode(message["body"]),
             )
             try:
                 result = function.user_function(**{function.parameter: request})
-                if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
                     result = asyncio.run(result)
             except Exception as error:
                 frame = traceback.extract_tb(error.__traceback__)[-1]
-                log(f"{function.name} raised {type(error).__name__} at {Path(frame.filename).name}:{frame.lineno}")
+                where = f"{Path(frame.filename).name}:{frame.lineno}"
+                log(f"{function.name} raised {type(error).__name__} at {where}")
                 return {"error": type(error).__name__, "raised": True}
             return self._response(result)
         return self._plain(404, "no function matches this route")
@@ -115,7 +133,11 @@ class Worker:
     @staticmethod
     def _plain(status: int, text: str) -> dict[str, Any]:
         body = base64.b64encode(text.encode()).decode()
-        return {"status": status, "headers": {"Content-Type": "text/plain; charset=utf-8"}, "body": body}
+        return {
+            "status": status,
+            "headers": {"Content-Type": "text/plain; charset=utf-8"},
+            "body": body,
+        }
 
     @staticmethod
     def _response(result: Any) -> dict[str, Any]:
@@ -128,7 +150,11 @@ class Worker:
         if result.mimetype and not any(h.lower() == "content-type" for h in headers):
             headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}"
         body = result.get_body() or b""
-        return {"status": result.status_code, "headers": headers, "body": base64.b64encode(body).decode()}
+        return {
+            "status": result.status_code,
+            "headers": headers,
+            "body": base64.b64encode(body).decode(),
+        }
 
 
 def main() -> None:
@@ -136,16 +162,28 @@ def main() -> None:
     for option in ("--host", "--port", "--workerId", "--requestId"):
         parser.add_argument(option, required=True)
     args, _ = parser.parse_known_args()
-    log(f"started pid {os.getpid()} uid {os.getuid()} gid {os.getgid()} python {platform.python_version()}"
-        f" executable {sys.executable}")
+    log(
+        f"started pid {os.getpid()} uid {os.getuid()} gid {os.getgid()}"
+        f" python {platform.python_version()} executable {sys.executable}"
+    )
     connection = socket.create_connection((args.host, int(args.port)))
     worker = Worker()
 
     def send(message: dict[str, Any]) -> None:
         connection.sendall(json.dumps(message).encode() + b"\n")
 
-    send({"type": "start", "workerId": args.workerId, "requestId": args.requestId, "pid": os.getpid(),
-          "uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(), "python": platform.python_version()})
+    send(
+        {
+            "type": "start",
+            "workerId": args.workerId,
+            "requestId": args.requestId,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "gid": os.getgid(),
+            "euid": os.geteuid(),
+            "python": platform.python_version(),
+        }
+    )
     with connection.makefile("rb") as lines:
         for line in lines:
             message = json.loads(line)
