@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
 
+MAX_CONCURRENT_FETCHES = 32
 DEVELOPMENT_FILE = Path(__file__).resolve().parent.parent / "local.secrets.json"
 
 
@@ -54,9 +55,29 @@ class RetryBounds:
             "retry_backoff_factor": self.retry_backoff_factor,
             "retry_backoff_max": self.retry_backoff_max,
             "timeout": self.timeout,
-            "connection_timeout": self.connection_timeout,
-            "read_timeout": self.read_timeout,
+            "transport": self._transport(),
         }
+
+    def _transport(self) -> Any:
+        """azure-core's requests transport with a pool as large as the fan-out: the default
+        keeps 10 connections, so 20 concurrent fetches would reopen (and re-handshake) half."""
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+        from urllib3.util.retry import Retry
+
+        session = requests.Session()
+        # Retries belong to azure-core's RetryPolicy (with its bound), never to urllib3.
+        no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+        adapter = requests.adapters.HTTPAdapter(
+            pool_maxsize=MAX_CONCURRENT_FETCHES, max_retries=no_retries
+        )
+        session.mount("https://", adapter)
+        return RequestsTransport(
+            session=session,
+            session_owner=True,
+            connection_timeout=self.connection_timeout,
+            read_timeout=self.read_timeout,
+        )
 
 
 def _is_loopback(url: str) -> bool:
@@ -67,6 +88,26 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class _OneTokenRequestAtATime:
+    """Wraps a credential so that twenty concurrent first fetches ask the identity endpoint
+    for one token, not twenty: the first caller fetches, the others find it in the cache."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._credential.get_token(*scopes, **kwargs)
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        with self._lock:
+            return self._credential.get_token_info(*scopes, options=options)
+
+    def close(self) -> None:
+        self._credential.close()
 
 
 class KeyVaultSource:
@@ -90,7 +131,9 @@ class KeyVaultSource:
                 from azure.identity import ManagedIdentityCredential
                 from azure.keyvault.secrets import SecretClient
 
-                credential = ManagedIdentityCredential(client_id=self.client_id)
+                credential = _OneTokenRequestAtATime(
+                    ManagedIdentityCredential(client_id=self.client_id)
+                )
                 self._client = SecretClient(
                     self.vault_url,
                     credential,

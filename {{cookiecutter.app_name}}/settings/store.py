@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from settings.declared import Environment, Secrets, Settings, declared_vault_names
 from settings.secret import Secret
-from settings.sources import SecretFetchError, SecretSource
+from settings.sources import MAX_CONCURRENT_FETCHES, SecretFetchError, SecretSource
 
 logger = logging.getLogger(__name__)
 
-MAX_CONCURRENT_FETCHES = 32
 Fetched = tuple[dict[str, Secret], dict[str, SecretFetchError]]
 
 

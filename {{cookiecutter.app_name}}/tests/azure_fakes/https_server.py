@@ -12,6 +12,8 @@ class QuietHandler(BaseHTTPRequestHandler):
     """Answers JSON; logs nothing (a request line may carry a bearer token's audience)."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the client's delayed ACK adds 40 ms.
+    disable_nagle_algorithm = True
     server: "CountingHTTPSServer"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -32,10 +34,15 @@ class CountingHTTPSServer(ThreadingHTTPServer):
     """TLS on 127.0.0.1 at a free port, served from a daemon thread; `requests` counts calls."""
 
     daemon_threads = True
+    # Twenty clients connect at once; the default backlog of 5 drops SYNs (1 s retransmits).
+    request_queue_size = 128
 
     def __init__(self, handler: type[QuietHandler], ca: TestCA) -> None:
         super().__init__(("127.0.0.1", 0), handler)
-        self.socket = ca.server_context().wrap_socket(self.socket, server_side=True)
+        # The handshake runs in each request's thread, not serially in the accept loop.
+        self.socket = ca.server_context().wrap_socket(
+            self.socket, server_side=True, do_handshake_on_connect=False
+        )
         self._count_lock = threading.Lock()
         self.requests = 0
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
