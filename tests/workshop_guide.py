@@ -31,12 +31,15 @@ class Outcome:
     exit_code: int
     output: str  # stdout and stderr; may hold canary values, so never print it unmasked
 
+    def __repr__(self) -> str:  # pytest shows a failing test's arguments
+        return f"Outcome(exit_code={self.exit_code}, output={mask(self.output)!r})"
+
 
 @dataclass
 class Guide:
     settings: str
     build: str
-    start: str
+    start: str = field(repr=False)  # holds the canary values
     stop: str
     steps: list[Step] = field(default_factory=list)
 
