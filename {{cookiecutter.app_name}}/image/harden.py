@@ -118,11 +118,15 @@ def install_policy(source: Path, real: Path) -> None:
 
 def make_read_only(tops: list[Path]) -> None:
     """Code and packages owned by root and writable by nobody else: no persistence by rewrite."""
+    writable = stat.S_IWGRP | stat.S_IWOTH
     for top in filter(Path.exists, tops):
         for path in [top, *walk(str(top))]:
-            os.chown(path, 0, 0, follow_symlinks=False)
-            if not path.is_symlink():
-                path.chmod(stat.S_IMODE(path.lstat().st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+            info = path.lstat()
+            # Only what needs it: touching a file copies it whole into this layer.
+            if info.st_uid or info.st_gid:
+                os.chown(path, 0, 0, follow_symlinks=False)
+            if not stat.S_ISLNK(info.st_mode) and info.st_mode & writable:
+                path.chmod(stat.S_IMODE(info.st_mode) & ~writable)
 
 
 def lock_passwords() -> None:
