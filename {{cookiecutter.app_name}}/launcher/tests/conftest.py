@@ -1,0 +1,150 @@
+"""Fixtures: a launcher built for a policy in a temporary directory, a worker account, and a runner.
+
+The launcher reads a root-owned policy and switches users, so these tests run as root (CI is root).
+LAUNCHER_SANITIZE=1 builds it with ASan+UBSan instead (what `make test-sanitized` does).
+"""
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+LAUNCHER_DIR = Path(__file__).resolve().parents[1]
+SANITIZE = os.environ.get("LAUNCHER_SANITIZE") == "1"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+WORKER = "launchertest"
+
+
+def reachable_by_anyone(path: str) -> bool:
+    """Whether an unprivileged account can execute path (every directory searchable, file o+x)."""
+    parts = Path(path).parents
+    return all(os.stat(p).st_mode & 0o001 for p in [*parts, Path(path)])
+
+
+def worker_python() -> str:
+    """The interpreter the launcher runs: the one running the tests if the worker can reach it."""
+    candidates = [os.path.realpath(sys.executable)]
+    system = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if system:
+        candidates.append(os.path.realpath(system))
+    for candidate in candidates:
+        if reachable_by_anyone(candidate):
+            return candidate
+    raise RuntimeError(f"no python the worker account can execute among {candidates}")
+
+
+# By its real path: the launcher checks that file's mode, not a symlink's.
+PYTHON = worker_python()
+
+EXIT_SYSTEM, EXIT_PRIVILEGE, EXIT_POLICY, EXIT_EXEC = 71, 77, 78, 126
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.geteuid() != 0:
+        message = "the launcher tests need root (root-owned policies, switching users)"
+        if IN_CI:
+            raise pytest.UsageError(message)
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=message))
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Launcher:
+    binary: Path
+    policy: Path
+
+    def write_policy(self, text: str | bytes, mode: int = 0o644, owner: int = 0) -> None:
+        """Writes the policy the binary reads, root-owned and 0644 unless told otherwise."""
+        if self.policy.is_symlink() or self.policy.is_file():
+            self.policy.unlink()
+        elif self.policy.is_dir():
+            self.policy.rmdir()
+        self.policy.write_bytes(text.encode() if isinstance(text, str) else text)
+        os.chown(self.policy, owner, owner)
+        os.chmod(self.policy, mode)
+
+    def run(
+        self,
+        args: list[str | bytes],
+        env: dict[str, str] | None = None,
+        as_user: Account | None = None,
+        **kwargs: object,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Runs the launcher with argv [launcher, *args], optionally as an unprivileged user."""
+        if as_user:
+            kwargs["preexec_fn"] = become(as_user)
+        return subprocess.run(  # callers assert on returncode
+            [self.binary, *args],
+            env={} if env is None else env,
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+            **kwargs,  # type: ignore[call-overload]
+        )
+
+
+def become(account: Account) -> Callable[[], None]:
+    def switch() -> None:
+        os.setgroups([])
+        os.setgid(account.gid)
+        os.setuid(account.uid)
+
+    return switch
+
+
+@pytest.fixture(scope="session")
+def worker() -> Account:
+    """The account the launcher drops to; created if absent (CI machines are fresh)."""
+    try:
+        entry = pwd.getpwnam(WORKER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", WORKER],
+            check=True,
+        )
+        entry = pwd.getpwnam(WORKER)
+    return Account(WORKER, entry.pw_uid, entry.pw_gid)
+
+
+@pytest.fixture(scope="session")
+def launcher() -> Iterator[Launcher]:
+    """The real launcher (or its sanitized build) reading <tmp>/policy.conf."""
+    # Root-owned and 0755: the worker account runs this binary in the non-root tests.
+    workdir = Path(tempfile.mkdtemp(prefix="launcher-test-", dir="/tmp"))
+    workdir.chmod(0o755)
+    binary, policy = workdir / "launcher", workdir / "policy.conf"
+    target = ["sanitized"] if SANITIZE else []
+    subprocess.run(
+        ["make", "-s", "-C", LAUNCHER_DIR, *target, f"OUT={binary}", f"POLICY_PATH={policy}"],
+        check=True,
+    )
+    yield Launcher(binary, policy)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def default_policy(worker: Account, extra: str = "") -> str:
+    """The shipped policy.conf with this machine's interpreter and the test account."""
+    text = (LAUNCHER_DIR / "policy.conf").read_text()
+    text = re.sub(r"(?m)^exec .*$", f"exec {PYTHON}", text)
+    text = re.sub(r"(?m)^user .*$", f"user {worker.name}", text)
+    return text + extra
+
+
+def minimal_policy(worker: Account, *lines: str) -> str:
+    return "\n".join([f"exec {PYTHON}", f"user {worker.name}", *lines]) + "\n"

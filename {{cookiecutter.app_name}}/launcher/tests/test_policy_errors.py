@@ -1,0 +1,151 @@
+"""Fail closed: every malformed or unsafe policy is rejected with its line, and nothing runs."""
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import EXIT_POLICY, PYTHON, Account, Launcher
+
+# The valid policy each case starts from: exec on line 1, user on line 2, allow LANG on line 3.
+BASE = ["exec {python}", "user {user}", "allow LANG"]
+
+# (case id, lines after BASE or a whole replacement, line number reported, words the message holds)
+APPENDED: list[tuple[str, list[str], int, str]] = [
+    ("unknown directive", ["permit LANG"], 4, "unknown directive 'permit'"),
+    ("directive in capitals", ["ALLOW LANG"], 4, "unknown directive 'ALLOW'"),
+    ("duplicate exec", ["exec {python}"], 4, "duplicate exec (first on line 1)"),
+    ("duplicate user", ["user {user}"], 4, "duplicate user (first on line 2)"),
+    ("empty allow", ["allow"], 4, "allow needs an argument"),
+    ("allow everything", ["allow *"], 4, "would match every variable"),
+    ("allow with two names", ["allow A B"], 4, "allow takes one argument"),
+    ("allow starting with a digit", ["allow 1ABC"], 4, "allow takes NAME or PREFIX*"),
+    ("allow with a dash", ["allow MY-NAME"], 4, "allow takes NAME or PREFIX*"),
+    ("allow by suffix", ["allow *_URL"], 4, "allow takes NAME or PREFIX*"),
+    ("allow with a glued comment", ["allow LANG#why"], 4, "allow takes NAME or PREFIX*"),
+    ("duplicate allow", ["allow LANG"], 4, "duplicate allow LANG (first on line 3)"),
+    ("allow of a denied name", ["deny LANG"], 3, "allow LANG is denied by line 4"),
+    ("empty deny", ["deny"], 4, "deny needs an argument"),
+    ("deny everything", ["deny *"], 4, "would match every variable"),
+    ("deny with an inner star", ["deny A*B"], 4, "deny takes NAME, PREFIX*, *SUFFIX or *PART*"),
+    ("set without =", ["set FOO"], 4, "'=' is missing"),
+    ("set without a name", ["set =value"], 4, "set needs a variable name"),
+    ("set with a bad name", ["set 1X=value"], 4, "set needs a variable name"),
+    ("set with nothing", ["set"], 4, "'=' is missing"),
+    ("duplicate set", ["set HOME=/tmp", "set HOME=/var/tmp"], 5, "duplicate set HOME (first on line 4)"),
+    ("set of a denied name", ["set TOKEN=x", "deny TOKEN"], 4, "set TOKEN contradicts deny on line 5"),
+    ("nonroot with a bad mode", ["nonroot maybe"], 4, "nonroot takes refuse or filter"),
+    ("duplicate nonroot", ["nonroot filter", "nonroot refuse"], 5, "duplicate nonroot (first on line 4)"),
+    ("audit with an argument", ["audit yes"], 4, "audit takes no argument"),
+    ("duplicate audit", ["audit", "audit"], 5, "duplicate audit (first on line 4)"),
+    ("oversize line", ["# " + "x" * 1100], 4, "line longer than 1024 bytes"),
+    ("NUL byte", ["allow LA\0NG"], 4, "NUL byte in line"),
+    ("carriage return", ["allow PATH\r"], 4, "carriage return"),
+    ("control character", ["allow \x1bLANG"], 4, "control character 0x1b"),
+    ("too many allows", [f"allow NAME_{i}" for i in range(513)], 515, "more than 512 allow directives"),
+]
+REPLACED: list[tuple[str, list[str], int, str]] = [
+    ("missing exec", ["user {user}", "allow LANG"], 2, "no exec directive"),
+    ("missing user", ["exec {python}", "# no user"], 2, "no user directive"),
+    ("empty policy", [], 1, "no exec directive"),
+    ("only comments", ["# one", "  # two", ""], 3, "no exec directive"),
+    ("relative exec", ["exec python3", "user {user}"], 1, "exec needs an absolute path"),
+    ("exec with arguments", ["exec {python} -S", "user {user}"], 1, "exec takes one argument"),
+    ("exec that does not exist", ["exec /nonexistent/python", "user {user}"], 1, "No such file or directory"),
+    ("exec of a directory", ["exec /usr/bin", "user {user}"], 1, "not an executable file"),
+    ("exec not executable", ["exec /etc/passwd", "user {user}"], 1, "not an executable file"),
+    ("exec group-writable", ["exec {writable}", "user {user}"], 1, "writable by group or others"),
+    ("unknown user", ["exec {python}", "user nosuchuser"], 2, "user nosuchuser: not in /etc/passwd"),
+    ("unknown group", ["exec {python}", "user {user}:nosuchgroup"], 2, "group nosuchgroup: not in /etc/group"),
+    ("user root", ["exec {python}", "user root"], 2, "user is root"),
+    ("user 0:0", ["exec {python}", "user 0:0"], 2, "user is root"),
+    ("user resolving to gid 0", ["exec {python}", "user {user}:root"], 2, "the worker must not be root"),
+    ("uid without gid", ["exec {python}", "user 1234"], 2, "write UID:GID"),
+    ("user with a path", ["exec {python}", "user ../etc"], 2, "user takes NAME, NAME:GROUP or UID:GID"),
+    ("user with two words", ["exec {python}", "user a b"], 2, "user takes one argument"),
+]
+
+
+@pytest.fixture(scope="module")
+def writable_interpreter() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "python"
+        path.write_bytes(b"")
+        path.chmod(0o775)
+        yield path
+
+
+def render(lines: list[str], worker: Account, writable: Path) -> bytes:
+    text = "\n".join(lines).format(python=PYTHON, user=worker.name, writable=writable)
+    return text.encode("latin-1") + (b"\n" if lines else b"")
+
+
+def assert_rejected(launcher: Launcher, marker: Path, expected_start: str, words: str) -> None:
+    result = launcher.run(["-c", f"open({str(marker)!r}, 'w')"])
+    stderr = result.stderr.decode()
+    assert result.returncode == EXIT_POLICY, stderr
+    assert stderr.count("\n") == 1 and stderr.startswith(expected_start), stderr
+    assert words in stderr
+    assert not marker.exists(), "the launcher ran something despite a bad policy"
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "words"),
+    [pytest.param([*BASE, *extra], line, words, id=name) for name, extra, line, words in APPENDED]
+    + [pytest.param(lines, line, words, id=name) for name, lines, line, words in REPLACED],
+)
+def test_malformed_policy_is_rejected_with_its_line(
+    launcher: Launcher, worker: Account, writable_interpreter: Path, tmp_path: Path,
+    lines: list[str], line: int, words: str,
+) -> None:
+    launcher.write_policy(render(lines, worker, writable_interpreter))
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}:{line}: ", words)
+
+
+def test_there_are_at_least_thirty_malformed_cases() -> None:
+    assert len(APPENDED) + len(REPLACED) >= 30
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "words"),
+    [
+        pytest.param(0o664, 0, "writable by group or others", id="group-writable"),
+        pytest.param(0o646, 0, "writable by group or others", id="other-writable"),
+        pytest.param(0o644, 65534, "owned by uid 65534, not root", id="not root-owned"),
+    ],
+)
+def test_unsafe_policy_file_is_rejected(
+    launcher: Launcher, worker: Account, tmp_path: Path, mode: int, owner: int, words: str
+) -> None:
+    launcher.write_policy(render(BASE, worker, Path()), mode=mode, owner=owner)
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}: ", words)
+
+
+def test_missing_policy_is_rejected(launcher: Launcher, tmp_path: Path) -> None:
+    launcher.write_policy("")
+    launcher.policy.unlink()
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: open({launcher.policy}): ", "No such file")
+
+
+def test_symlinked_policy_is_rejected(launcher: Launcher, worker: Account, tmp_path: Path) -> None:
+    real = tmp_path / "real.conf"
+    real.write_bytes(render(BASE, worker, Path()))
+    launcher.write_policy("")
+    launcher.policy.unlink()
+    os.symlink(real, launcher.policy)
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: open({launcher.policy}): ", "symbolic links")
+
+
+def test_directory_as_policy_is_rejected(launcher: Launcher, tmp_path: Path) -> None:
+    launcher.write_policy("")
+    launcher.policy.unlink()
+    launcher.policy.mkdir()
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}: ", "not a regular file")
+
+
+def test_oversize_policy_is_rejected(launcher: Launcher, worker: Account, tmp_path: Path) -> None:
+    padding = [f"# {'x' * 900}"] * 80
+    launcher.write_policy(render([*BASE, *padding], worker, Path()))
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}: ", "larger than 65536 bytes")
