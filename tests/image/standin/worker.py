@@ -132,12 +132,8 @@ class Worker:
 
     @staticmethod
     def _plain(status: int, text: str) -> dict[str, Any]:
-        body = base64.b64encode(text.encode()).decode()
-        return {
-            "status": status,
-            "headers": {"Content-Type": "text/plain; charset=utf-8"},
-            "body": body,
-        }
+        body = base64.b64encode(json.dumps({"error": text}).encode()).decode()
+        return {"status": status, "headers": {"Content-Type": "application/json"}, "body": body}
 
     @staticmethod
     def _response(result: Any) -> dict[str, Any]:
