@@ -145,7 +145,8 @@ def test_lab_before_after_table(
 ) -> None:
     rows = ["| step | stops | unhardened | hardened |", "| --- | --- | --- | --- |"]
     for step in guide.steps:
-        cells = [summary(lab[target, step.name], guide.canary_names) for target in TARGETS]
+        cells = [summary(lab[target, step.name], step, target, guide.canary_names)
+                 for target in TARGETS]
         rows.append(f"| {step.name} | {step.stops or '(check)'} | {cells[0]} | {cells[1]} |")
     table = "\n".join(rows)
     with capsys.disabled():

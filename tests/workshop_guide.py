@@ -15,7 +15,6 @@ SETTING = re.compile(r"^([A-Z_]+)=(.*)$", re.M)
 CANARY_ARGUMENT = re.compile(r"-e '?([A-Za-z_][A-Za-z0-9_]*)=[^' ]*CANARY")
 ANY_CANARY_TEXT = re.compile(r"[^\s\0]*CANARY[^\s\0]*")
 HTTP_STATUS = re.compile(r"^HTTP (\d{3})$", re.M)
-EXCEPTION_NAME = re.compile(r"\b([A-Z][A-Za-z]*Error)\b")
 
 
 @dataclass(frozen=True)
@@ -118,13 +117,16 @@ def unmet(token: str, outcome: Outcome, canary_names: list[str]) -> str | None:
     raise AssertionError(f"docs/workshop.md uses an unknown expectation {token!r}")
 
 
-def summary(outcome: Outcome, canary_names: list[str]) -> str:
-    """What a step did, in a few masked words for the before/after table."""
+def summary(outcome: Outcome, step: Step, target: str, canary_names: list[str]) -> str:
+    """What a step did on one target, in a few masked words for the before/after table."""
+    tokens = set(step.expect[target])
+    if any("canaries" in token for expect in step.expect.values() for token in expect):
+        tokens.add("canaries")
     parts = [f"HTTP {status}" for status in HTTP_STATUS.findall(outcome.output)]
-    if parts:
-        parts.append(f"{len(leaked(outcome, canary_names))}/{len(canary_names)} canaries")
-    else:
+    if not parts:
         parts.append(f"exit {outcome.exit_code}")
-        if outcome.exit_code != 0 and (error := EXCEPTION_NAME.findall(outcome.output)):
-            parts.append(error[-1])
-    return ", ".join(parts)
+    if tokens & {"canaries", "no-canaries"}:
+        parts.append(f"{len(leaked(outcome, canary_names))}/{len(canary_names)} canaries")
+    parts += [token[5:] for token in sorted(tokens)
+              if token.startswith("says:") and token[5:] in outcome.output]
+    return ", ".join(mask(part) for part in parts)
