@@ -1,4 +1,4 @@
-"""The stand-in base images (test fixtures) imitate the official one where the product depends on it.
+"""The stand-in base images (test fixtures) imitate the official one where the product relies on it.
 
 If a stand-in drifted from the official layout, the image tests built on it would prove nothing:
 these check the layout the hardening relies on and that the stand-in host really runs a worker.
@@ -20,7 +20,9 @@ from conftest import run
 
 CANARY_NAME = "AzureWebJobsStorage"
 FUNCTION_APP = """
+import json
 import os
+
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -36,9 +38,6 @@ def probe(req: func.HttpRequest) -> func.HttpResponse:
     facts = {"uid": os.getuid(), "canary_seen": "AzureWebJobsStorage" in os.environ,
              "name": req.params.get("name"), "body": req.get_body().decode()}
     return func.HttpResponse(json.dumps(facts), mimetype="application/json")
-
-
-import json  # noqa: E402 - after the function on purpose: indexing must not depend on order
 """
 
 # Collected inside the stand-in by its own `python`, as facts, so the test can assert on each.
