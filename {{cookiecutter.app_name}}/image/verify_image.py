@@ -75,6 +75,15 @@ def filesystem_rows(fs: RootFS, search_path: str) -> list[Row]:
     kind = "static launcher" if is_launcher else f"ELF interpreter {interp!r}" if interp else "?"
     where = f"{python} -> {fs.resolve(python)}" if python else "no python on PATH"
     rows.append(("host's `python` on PATH is the launcher", is_launcher, f"{where}: {kind}"))
+    # python3 or python3.X left pointing at the interpreter would be a way around the launcher.
+    launcher = fs.resolve(python) if python else None
+    others = sorted(
+        name for name in fs.executables_on_path(search_path)
+        if name.startswith("python") and fs.resolve(fs.which(name, search_path) or "") != launcher
+    )  # fmt: skip
+    detail = f"not the launcher: {', '.join(others)}" if others else "python* lead to the launcher"
+    detail = detail if is_launcher else "`python` itself is not the launcher"
+    rows.append(("no other python on PATH", is_launcher and not others, detail))
 
     policy = fs.read("/etc/launcher/policy.conf")
     policy_entry = fs.file("/etc/launcher/policy.conf")
@@ -84,6 +93,7 @@ def filesystem_rows(fs: RootFS, search_path: str) -> list[Row]:
     policy_ok = (
         policy_entry is not None and policy_entry.uid == 0 and not policy_entry.mode & 0o022
         and real is not None and real.uid == 0 and not real.mode & 0o022
+        and fs.resolve(exec_lines[0]) != launcher
     )  # fmt: skip
     rows.append(("policy root-owned, exec is a root-owned interpreter", policy_ok,
                  f"exec {exec_lines[0] if exec_lines else '(none)'}"))  # fmt: skip
