@@ -20,26 +20,34 @@ case "$version" in
        exit 2 ;;
 esac
 for tool in podman debootstrap flock; do
-    command -v "$tool" >/dev/null 2>&1 \
-        || { echo "standin: $tool is missing; run 'make machine' (tests/machine/setup.sh) first." >&2; exit 1; }
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "standin: $tool is missing; run 'make machine' (tests/machine/setup.sh) first." >&2
+        exit 1
+    }
 done
-[ -r "$host_ca" ] || { echo "standin: $host_ca is missing; install ca-certificates on this machine." >&2; exit 1; }
+[ -r "$host_ca" ] || {
+    echo "standin: $host_ca is missing; install ca-certificates on this machine." >&2
+    exit 1
+}
 
 # Tests of several sessions may ask at once; one build at a time, the others then find it cached.
 exec 9>/var/tmp/standin-build.lock
 flock 9
 
 label=org.example.standin.sources
-current_hash() { podman image inspect --format "{{index .Labels \"$label\"}}" "$1" 2>/dev/null || true; }
+current_hash() {
+    podman image inspect --format "{{index .Labels \"$label\"}}" "$1" 2>/dev/null || true
+}
+image_id() { podman image inspect --format '{{.Id}}' "$1"; }
 
 debian_image() {  # $1 release
     image=localhost/standin/debian:$1
     podman image exists "$image" && return 0
     rootfs=$(mktemp -d /var/tmp/standin-rootfs.XXXXXX)
-    trap 'rm -rf "$rootfs"' EXIT
+    trap 'rm -rf "$rootfs" "$rootfs.log"' EXIT
     echo "standin: debootstrap $1 (about 30 s)"
     debootstrap --variant=minbase "$1" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 \
-        || { tail -20 "$rootfs.log" >&2; echo "standin: debootstrap $1 failed (log above)." >&2; exit 1; }
+        || { tail -20 "$rootfs.log" >&2; echo "standin: debootstrap $1 failed (above)." >&2; exit 1; }
     # debootstrap leaves its downloads and package lists behind; every build runs apt-get update.
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
     tar -C "$rootfs" -c . | podman import --quiet - "$image" >/dev/null
@@ -67,14 +75,14 @@ build() {  # $1 image, $2 Containerfile, $3 sources hash, then build args
 
 sources_hash() {  # the Containerfile, every file it copies, the host's CA bundle, the build args
     { cat "$here/$1" "$here"/*.sh "$here"/*.py "$here"/*.json "$host_ca"; shift; echo "$@"
-      podman image inspect --format '{{.Id}}' "localhost/standin/debian:$release"; } \
+      image_id "localhost/standin/debian:$release"; } \
         | sha256sum | cut -c1-16
 }
 
 debian_image bookworm
 debian_image "$release"
 build localhost/standin/builder builder.Containerfile \
-    "$({ cat "$here/builder.Containerfile"; podman image inspect --format '{{.Id}}' localhost/standin/debian:bookworm; } \
+    "$({ cat "$here/builder.Containerfile"; image_id localhost/standin/debian:bookworm; } \
         | sha256sum | cut -c1-16)"
 build "localhost/standin/functions-python:$version" functions-python.Containerfile \
     "$(sources_hash functions-python.Containerfile "$version $release $link_dir")" \
