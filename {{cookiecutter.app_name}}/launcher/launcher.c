@@ -14,9 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
+#include <grp.h> /* setgroups only: names are resolved without NSS */
 #include <limits.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +32,14 @@
 
 /* Exit statuses, documented in README.md; the worker's own statuses pass through unchanged. */
 enum {
-	EXIT_SYSTEM = 71,    /* out of memory, /proc unreadable: the launcher cannot do its job */
+	EXIT_SYSTEM = 71,    /* too many variables, close_range failed: the launcher cannot do its job */
 	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
 	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
 	EXIT_EXEC = 126,     /* execve of the interpreter failed */
 };
+
+/* Far above any real host (a Functions host passes about a hundred). */
+enum { LAUNCHER_MAX_ENV = 4096 };
 
 extern char **environ;
 
@@ -107,51 +109,77 @@ static void check_exec(const struct policy *p)
 		die(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
 }
 
-/*
- * /etc/passwd and /etc/group are read directly: a static binary cannot load glibc's NSS modules,
- * and the hardened image has no shell or tools to fix that with. fgetpwent never goes through NSS.
- */
-static int lookup_id(const char *file, const char *name, size_t name_len, unsigned *id, unsigned *primary_gid)
+/* A decimal id, strictly: digits only, below (uid_t)-1, which means "no change" to setuid. */
+static int parse_id(const char *s, size_t len, unsigned *id)
 {
-	FILE *f;
-	char digits[12];
+	unsigned long value = 0;
 
-	if (strspn(name, "0123456789") == name_len) {
-		memcpy(digits, name, name_len);
-		digits[name_len] = '\0';
-		errno = 0;
-		unsigned long value = strtoul(digits, NULL, 10);
-		if (errno || value >= UINT_MAX)
+	if (len == 0 || len > 10)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		*id = (unsigned)value;
-		return 0;
+		value = value * 10 + (unsigned long)(s[i] - '0');
 	}
-	f = fopen(file, "re");
-	if (!f)
-		die(EXIT_POLICY, "fopen(%s): %s", file, strerror(errno));
+	if (value >= UINT_MAX)
+		return -1;
+	*id = (unsigned)value;
+	return 0;
+}
+
+/*
+ * /etc/passwd and /etc/group are read directly, in one read each: a static binary cannot load
+ * glibc's NSS modules, the hardened image has no tools to fix that with, and fgetpwent costs a
+ * syscall a line. Finds NAME in field 0 and returns field `field` (and field + 1 when `next`).
+ */
+static int lookup_id(const char *file, const char *name, size_t name_len, int field, unsigned *id, unsigned *next)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+	int fd;
+
+	if (parse_id(name, name_len, id) == 0)
+		return 0;
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		die(EXIT_POLICY, "open(%s): %s", file, strerror(errno));
 	for (;;) {
-		if (primary_gid) {
-			struct passwd *pw = fgetpwent(f);
-			if (!pw)
-				break;
-			if (strlen(pw->pw_name) == name_len && memcmp(pw->pw_name, name, name_len) == 0) {
-				*id = (unsigned)pw->pw_uid;
-				*primary_gid = (unsigned)pw->pw_gid;
-				fclose(f);
-				return 0;
-			}
-		} else {
-			struct group *gr = fgetgrent(f);
-			if (!gr)
-				break;
-			if (strlen(gr->gr_name) == name_len && memcmp(gr->gr_name, name, name_len) == 0) {
-				*id = (unsigned)gr->gr_gid;
-				fclose(f);
-				return 0;
+		ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(EXIT_POLICY, "read(%s): %s", file, strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof buf - 1)
+			die(EXIT_POLICY, "%s: larger than %zu bytes", file, sizeof buf - 1);
+	}
+	close(fd);
+	buf[len] = '\n';
+	for (char *line = buf, *end; line < buf + len; line = end + 1) {
+		const char *fields[4] = { line };
+		size_t lens[4] = { 0 };
+		int count = 1;
+
+		end = memchr(line, '\n', (size_t)(buf + len + 1 - line));
+		for (char *c = line; c < end && count <= 4; c++) {
+			if (*c == ':') {
+				lens[count - 1] = (size_t)(c - fields[count - 1]);
+				if (count < 4)
+					fields[count] = c + 1;
+				count++;
 			}
 		}
+		if (count <= 4)
+			lens[count - 1] = (size_t)(end - fields[count - 1]);
+		if (lens[0] != name_len || memcmp(line, name, name_len) != 0)
+			continue;
+		if (count <= field || parse_id(fields[field], lens[field], id) != 0 ||
+		    (next && (count <= field + 1 || parse_id(fields[field + 1], lens[field + 1], next) != 0)))
+			die(EXIT_POLICY, "%s: malformed entry for %.*s", file, (int)name_len, name);
+		return 0;
 	}
-	fclose(f);
 	return -1;
 }
 
@@ -161,9 +189,9 @@ static void resolve_user(const struct policy *p, uid_t *uid, gid_t *gid)
 	size_t user_len = colon ? (size_t)(colon - p->user) : strlen(p->user);
 	unsigned u = 0, g = 0;
 
-	if (lookup_id("/etc/passwd", p->user, user_len, &u, &g) != 0)
+	if (lookup_id("/etc/passwd", p->user, user_len, 2, &u, &g) != 0)
 		die(EXIT_POLICY, "%s:%u: user %.*s: not in /etc/passwd", POLICY_PATH, p->user_line, (int)user_len, p->user);
-	if (colon && lookup_id("/etc/group", colon + 1, strlen(colon + 1), &g, NULL) != 0)
+	if (colon && lookup_id("/etc/group", colon + 1, strlen(colon + 1), 2, &g, NULL) != 0)
 		die(EXIT_POLICY, "%s:%u: group %s: not in /etc/group", POLICY_PATH, p->user_line, colon + 1);
 	if (u == 0 || g == 0)
 		die(EXIT_POLICY, "%s:%u: user %s resolves to uid %u gid %u: the worker must not be root", POLICY_PATH,
@@ -191,23 +219,23 @@ static void audit_dropped(const char *entry, size_t name_len)
 	}
 }
 
-/* The worker's environment: allowed host variables (first occurrence only), then every set. */
+/*
+ * The worker's environment: allowed host variables (first occurrence only), then every set. A
+ * fixed array: no allocator to start, and a host with more variables than this is not normal.
+ */
 static char **build_env(const struct policy *p)
 {
-	size_t count = 0, kept = 0;
-	char **env;
+	static char *env[LAUNCHER_MAX_ENV + POLICY_MAX_RULES + 1];
+	size_t kept = 0;
 
-	while (environ[count])
-		count++;
-	env = calloc(count + p->n_set + 1, sizeof *env);
-	if (!env)
-		die(EXIT_SYSTEM, "calloc(%zu): %s", count + p->n_set + 1, strerror(errno));
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 0; environ[i]; i++) {
 		const char *entry = environ[i];
 		const char *eq = strchr(entry, '=');
 		size_t name_len = eq ? (size_t)(eq - entry) : strlen(entry);
 		bool keep = eq && policy_allows(p, entry, name_len) && !policy_setting(p, entry, name_len);
 
+		if (i == LAUNCHER_MAX_ENV)
+			die(EXIT_SYSTEM, "environ: more than %d variables", LAUNCHER_MAX_ENV);
 		for (size_t j = 0; keep && j < kept; j++)
 			keep = strncmp(env[j], entry, name_len + 1) != 0;
 		if (keep)

@@ -134,6 +134,8 @@ def launcher() -> Iterator[Launcher]:
         ["make", "-s", "-C", LAUNCHER_DIR, *target, f"OUT={binary}", f"POLICY_PATH={policy}"],
         check=True,
     )
+    # The sanitized run must really run the sanitized code, not a stale static build.
+    assert (b"__asan_init" in binary.read_bytes()) == SANITIZE
     yield Launcher(binary, policy)
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,0 +1,74 @@
+"""The launcher's overhead: median wall time of `launcher -c pass` against `python -c pass`.
+
+Both start the same interpreter, 50 times each, interleaved in one process so that machine noise
+hits both alike. Run as root (`make bench`), as the host does: the launcher then reads its policy,
+drops to --user and execs the interpreter. Prints the medians and their ratio; nothing is adjusted.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+def reachable_by_anyone(path: str) -> bool:
+    return all(os.stat(p).st_mode & 0o001 for p in [*Path(path).parents, Path(path)])
+
+
+def interpreter() -> str:
+    """This interpreter if the unprivileged user can run it, else the system's python3."""
+    for candidate in (os.path.realpath(sys.executable), os.path.realpath("/usr/bin/python3")):
+        if os.path.exists(candidate) and reachable_by_anyone(candidate):
+            return candidate
+    sys.exit("bench: no python that an unprivileged user can execute")
+
+
+def wall_time(argv: list[str]) -> float:
+    """Seconds from spawn to exit, with stdout and stderr discarded; fails on a non-zero exit."""
+    devnull = [(os.POSIX_SPAWN_OPEN, fd, "/dev/null", os.O_WRONLY, 0) for fd in (1, 2)]
+    start = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=devnull)
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: {argv[0]} exited {os.waitstatus_to_exitcode(status)}; run it by hand to see why")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--launcher", required=True, help="a launcher built to read --policy")
+    parser.add_argument("--policy", required=True, help="the policy file that launcher reads")
+    parser.add_argument("--user", default="nobody", help="the account the launcher drops to")
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
+
+    python = interpreter()
+    policy = Path(args.policy)
+    policy.write_text(f"exec {python}\nuser {args.user}\nallow LANG\nset HOME=/tmp\n")
+    policy.chmod(0o644)
+    direct_argv, launcher_argv = [python, "-c", "pass"], [args.launcher, "-c", "pass"]
+
+    for _ in range(5):  # warm the page cache for both
+        wall_time(direct_argv)
+        wall_time(launcher_argv)
+    direct, launched = [], []
+    for run in range(args.runs):  # interleaved, alternating which goes first
+        pair = [(direct, direct_argv), (launched, launcher_argv)]
+        for times, argv in pair if run % 2 == 0 else reversed(pair):
+            times.append(wall_time(argv))
+
+    direct_median, launched_median = statistics.median(direct), statistics.median(launched)
+    print(f"python -c pass (direct):  median {direct_median * 1000:.2f} ms over {args.runs} runs ({python})")
+    print(f"launcher -c pass:         median {launched_median * 1000:.2f} ms over {args.runs} runs")
+    print(f"ratio launcher/direct: {launched_median / direct_median:.3f} (target <= 1.03)")
+
+
+if __name__ == "__main__":
+    main()
