@@ -179,6 +179,7 @@ def main() -> None:
     ensure_worker(args.worker_user)
     python, real = resolve_host_python()
     replaced = install_launcher(args.launcher, python, real)
+    args.launcher.unlink()  # the build's copy; the installed one is root's, beside the interpreter
     install_policy(args.policy, real)
     paths = sysconfig.get_paths()
     libraries = {Path(paths[key]) for key in ("stdlib", "purelib", "platlib")}
