@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+# The same environment for both: the launcher's policy passes it through unchanged (HOME included,
+# so that both look for user site-packages in the same place).
+ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
 
 
 def reachable_by_anyone(path: str) -> bool:
@@ -51,7 +53,7 @@ def main() -> None:
 
     python = interpreter()
     policy = Path(args.policy)
-    policy.write_text(f"exec {python}\nuser {args.user}\nallow LANG\nset HOME=/tmp\n")
+    policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n")
     policy.chmod(0o644)
     direct_argv, launcher_argv = [python, "-c", "pass"], [args.launcher, "-c", "pass"]
 

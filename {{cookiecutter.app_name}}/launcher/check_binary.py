@@ -22,7 +22,10 @@ def main(binary: str) -> int:
     checks = {
         "static (no INTERP segment)": "INTERP" not in segments,
         "RELRO segment (GNU_RELRO)": "GNU_RELRO" in segments,
-        "immediate binding (BIND_NOW)": re.search(r"\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*\bNOW\b", dynamic) is not None,
+        # A static non-PIE binary (the fallback, or LIBC=musl) has no dynamic section at all:
+        # nothing is bound lazily, so full RELRO needs no BIND_NOW there.
+        "immediate binding (BIND_NOW, or no dynamic section)": "no dynamic section" in dynamic
+        or re.search(r"\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*\bNOW\b", dynamic) is not None,
         "non-executable stack (GNU_STACK without E)": stack is not None and "E" not in stack.group(1),
         "stack protector (__stack_chk_fail)": "__stack_chk_fail" in symbols,
         "compiled with -fstack-protector-strong": "-fstack-protector-strong" in switches,

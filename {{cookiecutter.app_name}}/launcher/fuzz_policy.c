@@ -1,7 +1,7 @@
 /*
  * libFuzzer harness for the policy parser (`make fuzz`). The parser takes text a person edits, so
  * it must never read or write out of bounds, whatever the bytes; the copy below is exactly
- * size + 1 bytes so that ASan catches any overrun.
+ * size + 1 bytes so that ASan catches any overrun. The /etc/passwd reader gets the same bytes.
  */
 #include "policy.h"
 
@@ -30,5 +30,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* every error message must be a terminated string */
 	}
 	free(text);
+
+	/* The passwd/group reader on the same bytes: the first line's first field is the name. */
+	{
+		const char *nl = memchr(data, '\n', size);
+		const char *colon = memchr(data, ':', nl ? (size_t)(nl - (const char *)data) : size);
+		size_t name_len = colon ? (size_t)(colon - (const char *)data) : 0;
+		char *copy = malloc(size ? size : 1);
+		unsigned id, next;
+
+		if (copy) {
+			memcpy(copy, data, size);
+			(void)account_ids(copy, size, copy, name_len, 2, &id, &next);
+			(void)account_ids(copy, size, copy, name_len, 3, &id, NULL);
+			free(copy);
+		}
+	}
 	return 0;
 }

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h> /* setgroups only: names are resolved without NSS */
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,32 +108,9 @@ static void check_exec(const struct policy *p)
 		die(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
 }
 
-/* A decimal id, strictly: digits only, below (uid_t)-1, which means "no change" to setuid. */
-static int parse_id(const char *s, size_t len, unsigned *id)
-{
-	unsigned long value = 0;
-
-	if (len == 0 || len > 10)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		value = value * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (value >= UINT_MAX)
-		return -1;
-	*id = (unsigned)value;
-	return 0;
-}
-
-/*
- * /etc/passwd and /etc/group are read directly, in one read each: a static binary cannot load
- * glibc's NSS modules, the hardened image has no tools to fix that with, and fgetpwent costs a
- * syscall a line. Finds NAME in field 0 and returns field `field` (and field + 1 when `next`).
- */
 static int lookup_id(const char *file, const char *name, size_t name_len, int field, unsigned *id, unsigned *next)
 {
-	static char buf[1 << 20];
+	static char buf[ACCOUNT_MAX_BYTES];
 	size_t len = 0;
 	int fd;
 
@@ -144,7 +120,7 @@ static int lookup_id(const char *file, const char *name, size_t name_len, int fi
 	if (fd < 0)
 		die(EXIT_POLICY, "open(%s): %s", file, strerror(errno));
 	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
+		ssize_t n = read(fd, buf + len, sizeof buf - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -152,35 +128,18 @@ static int lookup_id(const char *file, const char *name, size_t name_len, int fi
 		if (n == 0)
 			break;
 		len += (size_t)n;
-		if (len == sizeof buf - 1)
-			die(EXIT_POLICY, "%s: larger than %zu bytes", file, sizeof buf - 1);
+		if (len == sizeof buf)
+			die(EXIT_POLICY, "%s: %zu bytes or more", file, sizeof buf);
 	}
 	close(fd);
-	buf[len] = '\n';
-	for (char *line = buf, *end; line < buf + len; line = end + 1) {
-		const char *fields[4] = { line };
-		size_t lens[4] = { 0 };
-		int count = 1;
-
-		end = memchr(line, '\n', (size_t)(buf + len + 1 - line));
-		for (char *c = line; c < end && count <= 4; c++) {
-			if (*c == ':') {
-				lens[count - 1] = (size_t)(c - fields[count - 1]);
-				if (count < 4)
-					fields[count] = c + 1;
-				count++;
-			}
-		}
-		if (count <= 4)
-			lens[count - 1] = (size_t)(end - fields[count - 1]);
-		if (lens[0] != name_len || memcmp(line, name, name_len) != 0)
-			continue;
-		if (count <= field || parse_id(fields[field], lens[field], id) != 0 ||
-		    (next && (count <= field + 1 || parse_id(fields[field + 1], lens[field + 1], next) != 0)))
-			die(EXIT_POLICY, "%s: malformed entry for %.*s", file, (int)name_len, name);
+	switch (account_ids(buf, len, name, name_len, field, id, next)) {
+	case 0:
 		return 0;
+	case -2:
+		die(EXIT_POLICY, "%s: malformed entry for %.*s", file, (int)name_len, name);
+	default:
+		return -1;
 	}
-	return -1;
 }
 
 static void resolve_user(const struct policy *p, uid_t *uid, gid_t *gid)

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
 
 static int fail(struct policy_error *err, unsigned line, const char *fmt, ...)
@@ -323,4 +324,56 @@ const struct setting *policy_setting(const struct policy *p, const char *name, s
 		if (p->set[i].name_len == name_len && memcmp(p->set[i].entry, name, name_len) == 0)
 			return &p->set[i];
 	return NULL;
+}
+
+int parse_id(const char *s, size_t len, unsigned *id)
+{
+	unsigned long value = 0;
+
+	if (len == 0 || len > 10)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (!is_digit(s[i]))
+			return -1;
+		value = value * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (value >= UINT_MAX)
+		return -1;
+	*id = (unsigned)value;
+	return 0;
+}
+
+int account_ids(const char *text, size_t len, const char *name, size_t name_len, int field, unsigned *id,
+		unsigned *next)
+{
+	const char *stop = text + len;
+
+	for (const char *line = text; line < stop;) {
+		const char *end = memchr(line, '\n', (size_t)(stop - line));
+		const char *fields[4];
+		size_t lens[4];
+		int count = 0;
+
+		if (!end)
+			end = stop;
+		for (const char *start = line; count < 4;) {
+			const char *colon = memchr(start, ':', (size_t)(end - start));
+			fields[count] = start;
+			lens[count++] = (size_t)((colon ? colon : end) - start);
+			if (!colon)
+				break;
+			start = colon + 1;
+		}
+		if (lens[0] == name_len && memcmp(line, name, name_len) == 0) {
+			if (field < 0 || count <= field || parse_id(fields[field], lens[field], id) != 0)
+				return -2;
+			if (next && (count <= field + 1 || parse_id(fields[field + 1], lens[field + 1], next) != 0))
+				return -2;
+			return 0;
+		}
+		if (end == stop)
+			break;
+		line = end + 1;
+	}
+	return -1;
 }

@@ -65,4 +65,17 @@ bool policy_allows(const struct policy *policy, const char *name, size_t name_le
 /* The set directive for NAME, or NULL. */
 const struct setting *policy_setting(const struct policy *policy, const char *name, size_t name_len);
 
+/* /etc/passwd and /etc/group are read whole into a buffer this large at most. */
+enum { ACCOUNT_MAX_BYTES = 1 << 20 };
+
+/* A decimal id: digits only, below UINT_MAX (which setuid takes as "no change"). 0 or -1. */
+int parse_id(const char *s, size_t len, unsigned *id);
+
+/*
+ * Finds NAME in field 0 of passwd- or group-format text and parses field `field` into id (and
+ * the next field into next, when next is not NULL). 0 found, -1 absent, -2 malformed entry.
+ */
+int account_ids(const char *text, size_t len, const char *name, size_t name_len, int field, unsigned *id,
+		unsigned *next);
+
 #endif

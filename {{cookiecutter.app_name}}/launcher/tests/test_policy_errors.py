@@ -135,7 +135,7 @@ def test_symlinked_policy_is_rejected(launcher: Launcher, worker: Account, tmp_p
     launcher.write_policy("")
     launcher.policy.unlink()
     os.symlink(real, launcher.policy)
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: open({launcher.policy}): ", "symbolic links")
+    assert_rejected(launcher, tmp_path / "ran", f"launcher: open({launcher.policy}): ", "ymbolic link")  # glibc and musl word it apart
 
 
 def test_directory_as_policy_is_rejected(launcher: Launcher, tmp_path: Path) -> None:
