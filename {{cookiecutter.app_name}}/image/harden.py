@@ -30,6 +30,10 @@ FORBIDDEN = {
     "ssh", "sshd", "scp", "sftp", "sftp-server", "passwd", "chsh", "chfn", "newgrp",
     "gpasswd", "mount", "umount", "pip", "gcc", "cc", "make", "gdb", "strace",
 }  # fmt: skip
+# Names on PATH that survive besides `python`: add one only if the app runs it at run time, and
+# say why here; each is a tool for an attacker too (a FORBIDDEN name goes regardless). The
+# Functions host starts its worker through `python`; nothing else on PATH is known to be needed.
+KEPT_ON_PATH: set[str] = set()
 # Directories removed whole: sshd's host keys (private keys baked into a public image) and the
 # base's bash entry scripts, which cannot run without bash and are replaced by ENTRYPOINT.
 REMOVED_DIRS = ("/etc/ssh", "/opt/startup")
@@ -159,7 +163,7 @@ def remove_tools(keep: set[Path]) -> int:
     for path in walk("/"):
         if path in keep or not (path.is_symlink() or path.is_file()):
             continue
-        on_path = path.parent.resolve() in path_dirs
+        on_path = path.parent.resolve() in path_dirs and path.name not in KEPT_ON_PATH
         executable = path.is_symlink() or os.access(path, os.X_OK)
         if on_path or (path.name in FORBIDDEN and executable):
             path.unlink()
