@@ -51,6 +51,14 @@ def test_binary_is_static_and_hardened(launcher_dir: Path) -> None:
     assert result.stdout.count("ok   ") == 6
 
 
+def test_musl_option_passes_the_suite_and_check_binary(launcher_dir: Path) -> None:
+    require_tool("musl-gcc", "build the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)")
+    tests = run(["make", "-C", str(launcher_dir), "test-real", "LIBC=musl", f"PYTHON={sys.executable}"])
+    assert re.search(r"^\d+ passed", tests.stdout, re.M), tests.stdout
+    binary = run(["make", "-C", str(launcher_dir), "check-binary", "LIBC=musl", "OUT=launcher-musl", f"PYTHON={sys.executable}"])
+    assert binary.stdout.count("ok   ") == 6 and "FAIL" not in binary.stdout
+
+
 def test_fuzzing_the_parser_finds_no_crash(launcher_dir: Path) -> None:
     require_tool("clang", "build the libFuzzer harness")
     result = run(["make", "-C", str(launcher_dir), "fuzz", f"FUZZ_SECONDS={FUZZ_SECONDS}"], timeout=FUZZ_SECONDS + 300)
@@ -60,9 +68,14 @@ def test_fuzzing_the_parser_finds_no_crash(launcher_dir: Path) -> None:
     assert int(match.group(1)) > 1000
 
 
-def test_launcher_overhead_is_within_noise(launcher_dir: Path) -> None:
-    result = run(["make", "-s", "-C", str(launcher_dir), "bench", f"PYTHON={sys.executable}"], timeout=600)
-    print(result.stdout)
+@pytest.mark.parametrize("libc", ["glibc", "musl"])
+def test_launcher_overhead_is_within_noise(launcher_dir: Path, libc: str) -> None:
+    if libc == "musl":
+        require_tool("musl-gcc", "measure the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)")
+    result = run(
+        ["make", "-s", "-C", str(launcher_dir), "bench", f"PYTHON={sys.executable}", f"LIBC={libc}"], timeout=600
+    )
+    print(f"[{libc}]", result.stdout)
     match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(1)) <= RATIO_BOUND

@@ -200,7 +200,7 @@ static char **build_env(const struct policy *p)
 		if (keep)
 			env[kept++] = (char *)entry;
 		else if (p->audit)
-			audit_dropped(entry, name_len);
+			audit_dropped(eq ? entry : "(an entry without '=')", eq ? name_len : 22);
 	}
 	for (size_t i = 0; i < p->n_set; i++)
 		env[kept++] = (char *)p->set[i].entry;

@@ -1,6 +1,7 @@
 """Fail closed: every malformed or unsafe policy is rejected with its line, and nothing runs."""
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,13 +78,33 @@ def writable_interpreter() -> Iterator[Path]:
         yield path
 
 
+@pytest.fixture
+def marker() -> Iterator[Path]:
+    """Where the policy's program would leave a file if it ran: writable by the worker account."""
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o777)
+        yield Path(directory) / "ran"
+
+
 def render(lines: list[str], worker: Account, writable: Path) -> bytes:
     text = "\n".join(lines).format(python=PYTHON, user=worker.name, writable=writable)
     return text.encode("latin-1") + (b"\n" if lines else b"")
 
 
+def leave_marker(launcher: Launcher, marker: Path) -> "subprocess.CompletedProcess[bytes]":
+    return launcher.run(["-c", f"open({str(marker)!r}, 'w')"])
+
+
+def test_valid_base_policy_does_leave_the_marker(launcher: Launcher, worker: Account, marker: Path) -> None:
+    """The control for every case below: with a valid policy, the marker appears."""
+    launcher.write_policy(render(BASE, worker, Path()))
+    result = leave_marker(launcher, marker)
+    assert result.returncode == 0, result.stderr.decode()
+    assert marker.exists()
+
+
 def assert_rejected(launcher: Launcher, marker: Path, expected_start: str, words: str) -> None:
-    result = launcher.run(["-c", f"open({str(marker)!r}, 'w')"])
+    result = leave_marker(launcher, marker)
     stderr = result.stderr.decode()
     assert result.returncode == EXIT_POLICY, stderr
     assert stderr.count("\n") == 1 and stderr.startswith(expected_start), stderr
@@ -97,11 +118,11 @@ def assert_rejected(launcher: Launcher, marker: Path, expected_start: str, words
     + [pytest.param(lines, line, words, id=name) for name, lines, line, words in REPLACED],
 )
 def test_malformed_policy_is_rejected_with_its_line(
-    launcher: Launcher, worker: Account, writable_interpreter: Path, tmp_path: Path,
+    launcher: Launcher, worker: Account, writable_interpreter: Path, marker: Path,
     lines: list[str], line: int, words: str,
 ) -> None:
     launcher.write_policy(render(lines, worker, writable_interpreter))
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}:{line}: ", words)
+    assert_rejected(launcher, marker, f"launcher: {launcher.policy}:{line}: ", words)
 
 
 def test_there_are_at_least_thirty_malformed_cases() -> None:
@@ -117,35 +138,37 @@ def test_there_are_at_least_thirty_malformed_cases() -> None:
     ],
 )
 def test_unsafe_policy_file_is_rejected(
-    launcher: Launcher, worker: Account, tmp_path: Path, mode: int, owner: int, words: str
+    launcher: Launcher, worker: Account, marker: Path, mode: int, owner: int, words: str
 ) -> None:
     launcher.write_policy(render(BASE, worker, Path()), mode=mode, owner=owner)
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}: ", words)
+    assert_rejected(launcher, marker, f"launcher: {launcher.policy}: ", words)
 
 
-def test_missing_policy_is_rejected(launcher: Launcher, tmp_path: Path) -> None:
+def test_missing_policy_is_rejected(launcher: Launcher, marker: Path) -> None:
     launcher.write_policy("")
     launcher.policy.unlink()
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: open({launcher.policy}): ", "No such file")
+    assert_rejected(launcher, marker, f"launcher: open({launcher.policy}): ", "No such file")
 
 
-def test_symlinked_policy_is_rejected(launcher: Launcher, worker: Account, tmp_path: Path) -> None:
+def test_symlinked_policy_is_rejected(
+    launcher: Launcher, worker: Account, marker: Path, tmp_path: Path
+) -> None:
     real = tmp_path / "real.conf"
     real.write_bytes(render(BASE, worker, Path()))
     launcher.write_policy("")
     launcher.policy.unlink()
     os.symlink(real, launcher.policy)
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: open({launcher.policy}): ", "ymbolic link")  # glibc and musl word it apart
+    assert_rejected(launcher, marker, f"launcher: open({launcher.policy}): ", "ymbolic link")  # glibc and musl word it apart
 
 
-def test_directory_as_policy_is_rejected(launcher: Launcher, tmp_path: Path) -> None:
+def test_directory_as_policy_is_rejected(launcher: Launcher, marker: Path) -> None:
     launcher.write_policy("")
     launcher.policy.unlink()
     launcher.policy.mkdir()
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}: ", "not a regular file")
+    assert_rejected(launcher, marker, f"launcher: {launcher.policy}: ", "not a regular file")
 
 
-def test_oversize_policy_is_rejected(launcher: Launcher, worker: Account, tmp_path: Path) -> None:
+def test_oversize_policy_is_rejected(launcher: Launcher, worker: Account, marker: Path) -> None:
     padding = [f"# {'x' * 900}"] * 80
     launcher.write_policy(render([*BASE, *padding], worker, Path()))
-    assert_rejected(launcher, tmp_path / "ran", f"launcher: {launcher.policy}: ", "larger than 65536 bytes")
+    assert_rejected(launcher, marker, f"launcher: {launcher.policy}: ", "larger than 65536 bytes")
