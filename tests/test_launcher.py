@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import IN_CI, SUPPORTED_PYTHON_VERSIONS, require_tool, run
 
 FUZZ_SECONDS = 60
@@ -18,7 +17,11 @@ RATIO_BOUND = 1.5
 
 @pytest.fixture(scope="module")
 def launcher_dir(baked_default: Path) -> Path:
-    for tool, why in [("make", "build the launcher"), ("cc", "compile the launcher"), ("readelf", "check the binary")]:
+    for tool, why in [
+        ("make", "build the launcher"),
+        ("cc", "compile the launcher"),
+        ("readelf", "check the binary"),
+    ]:
         require_tool(tool, why)
     if os.geteuid() != 0:
         message = "the launcher tests need root (root-owned policies, switching users)"
@@ -52,16 +55,33 @@ def test_binary_is_static_and_hardened(launcher_dir: Path) -> None:
 
 
 def test_musl_option_passes_the_suite_and_check_binary(launcher_dir: Path) -> None:
-    require_tool("musl-gcc", "build the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)")
-    tests = run(["make", "-C", str(launcher_dir), "test-real", "LIBC=musl", f"PYTHON={sys.executable}"])
+    require_tool(
+        "musl-gcc", "build the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)"
+    )
+    tests = run(
+        ["make", "-C", str(launcher_dir), "test-real", "LIBC=musl", f"PYTHON={sys.executable}"]
+    )
     assert re.search(r"^\d+ passed", tests.stdout, re.M), tests.stdout
-    binary = run(["make", "-C", str(launcher_dir), "check-binary", "LIBC=musl", "OUT=launcher-musl", f"PYTHON={sys.executable}"])
+    binary = run(
+        [
+            "make",
+            "-C",
+            str(launcher_dir),
+            "check-binary",
+            "LIBC=musl",
+            "OUT=launcher-musl",
+            f"PYTHON={sys.executable}",
+        ]
+    )
     assert binary.stdout.count("ok   ") == 6 and "FAIL" not in binary.stdout
 
 
 def test_fuzzing_the_parser_finds_no_crash(launcher_dir: Path) -> None:
     require_tool("clang", "build the libFuzzer harness")
-    result = run(["make", "-C", str(launcher_dir), "fuzz", f"FUZZ_SECONDS={FUZZ_SECONDS}"], timeout=FUZZ_SECONDS + 300)
+    result = run(
+        ["make", "-C", str(launcher_dir), "fuzz", f"FUZZ_SECONDS={FUZZ_SECONDS}"],
+        timeout=FUZZ_SECONDS + 300,
+    )
     match = re.search(r"^fuzz: (\d+) executions in (\d+) s, no crash$", result.stdout, re.M)
     assert match, result.stdout
     print(match.group(0))
@@ -71,9 +91,21 @@ def test_fuzzing_the_parser_finds_no_crash(launcher_dir: Path) -> None:
 @pytest.mark.parametrize("libc", ["glibc", "musl"])
 def test_launcher_overhead_is_within_noise(launcher_dir: Path, libc: str) -> None:
     if libc == "musl":
-        require_tool("musl-gcc", "measure the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)")
+        require_tool(
+            "musl-gcc",
+            "measure the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)",
+        )
     result = run(
-        ["make", "-s", "-C", str(launcher_dir), "bench", f"PYTHON={sys.executable}", f"LIBC={libc}"], timeout=600
+        [
+            "make",
+            "-s",
+            "-C",
+            str(launcher_dir),
+            "bench",
+            f"PYTHON={sys.executable}",
+            f"LIBC={libc}",
+        ],
+        timeout=600,
     )
     print(f"[{libc}]", result.stdout)
     match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)

@@ -36,8 +36,9 @@ def wall_time(argv: list[str]) -> float:
     pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=devnull)
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"bench: {argv[0]} exited {os.waitstatus_to_exitcode(status)}; run it by hand to see why")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.exit(f"bench: {argv[0]} exited {code}; run it by hand to see why")
     return elapsed
 
 
@@ -67,8 +68,9 @@ def main() -> None:
             times.append(wall_time(argv))
 
     direct_median, launched_median = statistics.median(direct), statistics.median(launched)
-    print(f"python -c pass (direct):  median {direct_median * 1000:.2f} ms over {args.runs} runs ({python})")
-    print(f"launcher -c pass:         median {launched_median * 1000:.2f} ms over {args.runs} runs")
+    runs = f"over {args.runs} runs"
+    print(f"python -c pass (direct):  median {direct_median * 1000:.2f} ms {runs} ({python})")
+    print(f"launcher -c pass:         median {launched_median * 1000:.2f} ms {runs}")
     print(f"ratio launcher/direct: {launched_median / direct_median:.3f} (target <= 1.03)")
 
 

@@ -11,7 +11,9 @@ import sys
 
 
 def readelf(*args: str) -> str:
-    return subprocess.run(["readelf", "-W", *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["readelf", "-W", *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def main(binary: str) -> int:
@@ -26,14 +28,18 @@ def main(binary: str) -> int:
         # nothing is bound lazily, so full RELRO needs no BIND_NOW there.
         "immediate binding (BIND_NOW, or no dynamic section)": "no dynamic section" in dynamic
         or re.search(r"\(FLAGS\).*BIND_NOW|\(FLAGS_1\).*\bNOW\b", dynamic) is not None,
-        "non-executable stack (GNU_STACK without E)": stack is not None and "E" not in stack.group(1),
+        "non-executable stack (GNU_STACK without E)": stack is not None
+        and "E" not in stack.group(1),
         "stack protector (__stack_chk_fail)": "__stack_chk_fail" in symbols,
         "compiled with -fstack-protector-strong": "-fstack-protector-strong" in switches,
     }
     for name, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {name}")
     if not all(checks.values()):
-        print(f"check-binary: {binary} lacks the hardening above; build it with `make`", file=sys.stderr)
+        print(
+            f"check-binary: {binary} lacks the hardening above; build it with `make`",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

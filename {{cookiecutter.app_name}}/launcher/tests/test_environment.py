@@ -42,7 +42,9 @@ SENSITIVE = [
 ]
 # Not secret but dangerous in a worker: they change what the interpreter runs. The sanitized
 # build is dynamic, so its own ld.so would act on LD_PRELOAD; the real, static one has no ld.so.
-DANGEROUS = ["PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONHOME", "BASH_ENV"] + ([] if SANITIZE else ["LD_PRELOAD"])
+DANGEROUS = ["PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONHOME", "BASH_ENV"] + (
+    [] if SANITIZE else ["LD_PRELOAD"]
+)
 # What a real host passes that the worker needs (values are not secret).
 NEEDED = {
     "FUNCTIONS_WORKER_RUNTIME": "python",
@@ -101,14 +103,25 @@ def test_deny_wins_over_a_careless_allow(launcher: Launcher, worker: Account) ->
 
 def test_deny_ignores_case_but_allow_does_not(launcher: Launcher, worker: Account) -> None:
     launcher.write_policy(minimal_policy(worker, "allow SHOUT", "allow MY_*", "deny *TOKEN*"))
-    env = {"SHOUT": "1", "shout": "1", "MY_NAME": "1", "MY_token": "x", "MY_Token": "x", "MY_TOKEN": "x"}
+    env = {
+        "SHOUT": "1",
+        "shout": "1",
+        "MY_NAME": "1",
+        "MY_token": "x",
+        "MY_Token": "x",
+        "MY_TOKEN": "x",
+    }
     result = launcher.run(["-c", SHOW_ENVIRON], env=env)
     assert result.returncode == 0, result.stderr.decode()
     assert parse_environ(result.stdout) == {"SHOUT": "1", "MY_NAME": "1"}
 
 
-def test_set_replaces_the_host_value_and_first_duplicate_wins(launcher: Launcher, worker: Account) -> None:
-    launcher.write_policy(minimal_policy(worker, "allow KEEP", "allow HOME", "set HOME=/tmp", "set EMPTY="))
+def test_set_replaces_the_host_value_and_first_duplicate_wins(
+    launcher: Launcher, worker: Account
+) -> None:
+    launcher.write_policy(
+        minimal_policy(worker, "allow KEEP", "allow HOME", "set HOME=/tmp", "set EMPTY=")
+    )
     # A raw environment with a duplicate name and an entry without '=' (execve allows both,
     # os.execve does not), so a small program calls execve itself.
     code = f"""
@@ -130,5 +143,8 @@ def test_audit_names_dropped_variables_never_values(launcher: Launcher, worker: 
     result = launcher.run(["-c", "pass"], env=env)
     assert result.returncode == 0
     lines = result.stderr.decode().splitlines()
-    assert sorted(lines) == ["launcher: audit: dropped MSI_SECRET", "launcher: audit: dropped ODD?NAME"]
+    assert sorted(lines) == [
+        "launcher: audit: dropped MSI_SECRET",
+        "launcher: audit: dropped ODD?NAME",
+    ]
     assert b"canary" not in result.stderr

@@ -30,7 +30,9 @@ ODD_ARGUMENTS = [
 def test_argv_passes_byte_for_byte_with_argv0_kept(launcher: Launcher, worker: Account) -> None:
     launcher.write_policy(minimal_policy(worker))
     argv = [b"python-as-the-host-named-it", b"-c", SHOW_CMDLINE.encode(), *ODD_ARGUMENTS]
-    result = subprocess.run(argv, executable=launcher.binary, env={}, cwd="/", capture_output=True, check=False)
+    result = subprocess.run(
+        argv, executable=launcher.binary, env={}, cwd="/", capture_output=True, check=False
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"\0".join(argv) + b"\0"
 
@@ -47,12 +49,18 @@ def test_signal_from_inside_reaches_the_caller(launcher: Launcher, worker: Accou
     assert result.returncode == -signal.SIGSEGV
 
 
-def test_signal_to_the_launchers_pid_reaches_the_worker(launcher: Launcher, worker: Account) -> None:
+def test_signal_to_the_launchers_pid_reaches_the_worker(
+    launcher: Launcher, worker: Account
+) -> None:
     """execve, not fork: the host's pid for `python` is the worker's pid."""
     launcher.write_policy(minimal_policy(worker))
     code = "import os, sys; print(os.getpid(), flush=True); sys.stdin.read()"
     with subprocess.Popen(
-        [launcher.binary, "-c", code], env={}, cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [launcher.binary, "-c", code],
+        env={},
+        cwd="/",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     ) as worker_process:
         assert worker_process.stdout is not None
         deadline = time.monotonic() + 30

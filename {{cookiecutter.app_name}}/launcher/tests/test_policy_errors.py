@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import EXIT_POLICY, PYTHON, Account, Launcher
 
 # The valid policy each case starts from: exec on line 1, user on line 2, allow LANG on line 3.
@@ -35,17 +34,37 @@ APPENDED: list[tuple[str, list[str], int, str]] = [
     ("set without a name", ["set =value"], 4, "set needs a variable name"),
     ("set with a bad name", ["set 1X=value"], 4, "set needs a variable name"),
     ("set with nothing", ["set"], 4, "'=' is missing"),
-    ("duplicate set", ["set HOME=/tmp", "set HOME=/var/tmp"], 5, "duplicate set HOME (first on line 4)"),
-    ("set of a denied name", ["set TOKEN=x", "deny TOKEN"], 4, "set TOKEN contradicts deny on line 5"),
+    (
+        "duplicate set",
+        ["set HOME=/tmp", "set HOME=/var/tmp"],
+        5,
+        "duplicate set HOME (first on line 4)",
+    ),
+    (
+        "set of a denied name",
+        ["set TOKEN=x", "deny TOKEN"],
+        4,
+        "set TOKEN contradicts deny on line 5",
+    ),
     ("nonroot with a bad mode", ["nonroot maybe"], 4, "nonroot takes refuse or filter"),
-    ("duplicate nonroot", ["nonroot filter", "nonroot refuse"], 5, "duplicate nonroot (first on line 4)"),
+    (
+        "duplicate nonroot",
+        ["nonroot filter", "nonroot refuse"],
+        5,
+        "duplicate nonroot (first on line 4)",
+    ),
     ("audit with an argument", ["audit yes"], 4, "audit takes no argument"),
     ("duplicate audit", ["audit", "audit"], 5, "duplicate audit (first on line 4)"),
     ("oversize line", ["# " + "x" * 1100], 4, "line longer than 1024 bytes"),
     ("NUL byte", ["allow LA\0NG"], 4, "NUL byte in line"),
     ("carriage return", ["allow PATH\r"], 4, "carriage return"),
     ("control character", ["allow \x1bLANG"], 4, "control character 0x1b"),
-    ("too many allows", [f"allow NAME_{i}" for i in range(513)], 515, "more than 512 allow directives"),
+    (
+        "too many allows",
+        [f"allow NAME_{i}" for i in range(513)],
+        515,
+        "more than 512 allow directives",
+    ),
 ]
 REPLACED: list[tuple[str, list[str], int, str]] = [
     ("missing exec", ["user {user}", "allow LANG"], 2, "no exec directive"),
@@ -54,17 +73,42 @@ REPLACED: list[tuple[str, list[str], int, str]] = [
     ("only comments", ["# one", "  # two", ""], 3, "no exec directive"),
     ("relative exec", ["exec python3", "user {user}"], 1, "exec needs an absolute path"),
     ("exec with arguments", ["exec {python} -S", "user {user}"], 1, "exec takes one argument"),
-    ("exec that does not exist", ["exec /nonexistent/python", "user {user}"], 1, "No such file or directory"),
+    (
+        "exec that does not exist",
+        ["exec /nonexistent/python", "user {user}"],
+        1,
+        "No such file or directory",
+    ),
     ("exec of a directory", ["exec /usr/bin", "user {user}"], 1, "not an executable file"),
     ("exec not executable", ["exec /etc/passwd", "user {user}"], 1, "not an executable file"),
     ("exec group-writable", ["exec {writable}", "user {user}"], 1, "writable by group or others"),
-    ("unknown user", ["exec {python}", "user nosuchuser"], 2, "user nosuchuser: not in /etc/passwd"),
-    ("unknown group", ["exec {python}", "user {user}:nosuchgroup"], 2, "group nosuchgroup: not in /etc/group"),
+    (
+        "unknown user",
+        ["exec {python}", "user nosuchuser"],
+        2,
+        "user nosuchuser: not in /etc/passwd",
+    ),
+    (
+        "unknown group",
+        ["exec {python}", "user {user}:nosuchgroup"],
+        2,
+        "group nosuchgroup: not in /etc/group",
+    ),
     ("user root", ["exec {python}", "user root"], 2, "user is root"),
     ("user 0:0", ["exec {python}", "user 0:0"], 2, "user is root"),
-    ("user resolving to gid 0", ["exec {python}", "user {user}:root"], 2, "the worker must not be root"),
+    (
+        "user resolving to gid 0",
+        ["exec {python}", "user {user}:root"],
+        2,
+        "the worker must not be root",
+    ),
     ("uid without gid", ["exec {python}", "user 1234"], 2, "write UID:GID"),
-    ("user with a path", ["exec {python}", "user ../etc"], 2, "user takes NAME, NAME:GROUP or UID:GID"),
+    (
+        "user with a path",
+        ["exec {python}", "user ../etc"],
+        2,
+        "user takes NAME, NAME:GROUP or UID:GID",
+    ),
     ("user with two words", ["exec {python}", "user a b"], 2, "user takes one argument"),
 ]
 
@@ -95,7 +139,9 @@ def leave_marker(launcher: Launcher, marker: Path) -> "subprocess.CompletedProce
     return launcher.run(["-c", f"open({str(marker)!r}, 'w')"])
 
 
-def test_valid_base_policy_does_leave_the_marker(launcher: Launcher, worker: Account, marker: Path) -> None:
+def test_valid_base_policy_does_leave_the_marker(
+    launcher: Launcher, worker: Account, marker: Path
+) -> None:
     """The control for every case below: with a valid policy, the marker appears."""
     launcher.write_policy(render(BASE, worker, Path()))
     result = leave_marker(launcher, marker)
@@ -118,8 +164,13 @@ def assert_rejected(launcher: Launcher, marker: Path, expected_start: str, words
     + [pytest.param(lines, line, words, id=name) for name, lines, line, words in REPLACED],
 )
 def test_malformed_policy_is_rejected_with_its_line(
-    launcher: Launcher, worker: Account, writable_interpreter: Path, marker: Path,
-    lines: list[str], line: int, words: str,
+    launcher: Launcher,
+    worker: Account,
+    writable_interpreter: Path,
+    marker: Path,
+    lines: list[str],
+    line: int,
+    words: str,
 ) -> None:
     launcher.write_policy(render(lines, worker, writable_interpreter))
     assert_rejected(launcher, marker, f"launcher: {launcher.policy}:{line}: ", words)
@@ -158,7 +209,9 @@ def test_symlinked_policy_is_rejected(
     launcher.write_policy("")
     launcher.policy.unlink()
     os.symlink(real, launcher.policy)
-    assert_rejected(launcher, marker, f"launcher: open({launcher.policy}): ", "ymbolic link")  # glibc and musl word it apart
+    assert_rejected(
+        launcher, marker, f"launcher: open({launcher.policy}): ", "ymbolic link"
+    )  # glibc and musl word it apart
 
 
 def test_directory_as_policy_is_rejected(launcher: Launcher, marker: Path) -> None:

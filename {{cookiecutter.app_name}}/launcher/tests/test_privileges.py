@@ -6,7 +6,15 @@ import os
 import subprocess
 import sys
 
-from conftest import EXIT_PRIVILEGE, PYTHON, Account, Launcher, become, default_policy, minimal_policy
+from conftest import (
+    EXIT_PRIVILEGE,
+    PYTHON,
+    Account,
+    Launcher,
+    become,
+    default_policy,
+    minimal_policy,
+)
 
 REPORT_IDENTITY = """
 import json, os
@@ -55,13 +63,20 @@ def test_non_root_is_refused_by_default(launcher: Launcher, worker: Account) -> 
 
 def test_non_root_with_filter_only_filters(launcher: Launcher, worker: Account) -> None:
     launcher.write_policy(minimal_policy(worker, "nonroot filter", "allow LANG"))
-    code = "import os, sys; print(os.getuid(), sorted(os.environ), open('/proc/self/status').read().count('NoNewPrivs:\\t1'))"
-    result = launcher.run(["-c", code], env={"LANG": "C.UTF-8", "MSI_SECRET": "canary"}, as_user=worker)
+    code = (
+        "import os; status = open('/proc/self/status').read(); "
+        "print(os.getuid(), sorted(os.environ), status.count('NoNewPrivs:\\t1'))"
+    )
+    result = launcher.run(
+        ["-c", code], env={"LANG": "C.UTF-8", "MSI_SECRET": "canary"}, as_user=worker
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == [str(worker.uid), "['LANG']", "1"]
 
 
-def test_worker_reexec_through_the_launcher_keeps_working(launcher: Launcher, worker: Account) -> None:
+def test_worker_reexec_through_the_launcher_keeps_working(
+    launcher: Launcher, worker: Account
+) -> None:
     """worker.py re-executes sys.executable (the launcher, found on PATH) as the worker user."""
     launcher.write_policy(default_policy(worker))
     code = (
@@ -72,7 +87,11 @@ def test_worker_reexec_through_the_launcher_keeps_working(launcher: Launcher, wo
     )
     result = launcher.run(["-c", code, launcher.binary.as_posix()])
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().split() == [str(worker.uid), "/worker/packages", "/worker/packages"]
+    assert result.stdout.decode().split() == [
+        str(worker.uid),
+        "/worker/packages",
+        "/worker/packages",
+    ]
 
 
 def test_worker_cannot_read_the_root_hosts_environ(launcher: Launcher, worker: Account) -> None:
@@ -131,7 +150,9 @@ def drop_capability(number: int) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-def test_root_without_the_power_to_switch_users_is_refused(launcher: Launcher, worker: Account) -> None:
+def test_root_without_the_power_to_switch_users_is_refused(
+    launcher: Launcher, worker: Account
+) -> None:
     launcher.write_policy(minimal_policy(worker))
     cap_setgid = 6
     result = launcher.run(["-c", "print('ran')"], preexec_fn=lambda: drop_capability(cap_setgid))
