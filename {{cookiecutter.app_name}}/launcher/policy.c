@@ -10,7 +10,7 @@
 #include <limits.h>
 #include <string.h>
 
-static int fail(struct policy_error *err, unsigned line, const char *fmt, ...)
+static __attribute__((format(printf, 3, 4))) int fail(struct policy_error *err, unsigned line, const char *fmt, ...)
 {
 	va_list ap;
 
