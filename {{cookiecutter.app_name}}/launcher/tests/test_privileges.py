@@ -221,3 +221,60 @@ def test_static_launcher_resolves_a_name_in_an_empty_root(worker: Account) -> No
         )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == ["4242", "4243", "KEEP=1"]
+
+
+def refuse_close_range() -> None:
+    """A seccomp filter that answers close_range with ENOSYS, as a kernel before 5.9 would."""
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_ushort),
+            ("jt", ctypes.c_ubyte),
+            ("jf", ctypes.c_ubyte),
+            ("k", ctypes.c_uint),
+        ]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    close_range_nr, enosys = 436, 38  # the same number on every architecture
+    program = (SockFilter * 4)(
+        SockFilter(0x20, 0, 0, 0),  # load the syscall number
+        SockFilter(0x15, 0, 1, close_range_nr),  # close_range?
+        SockFilter(0x06, 0, 0, 0x00050000 | enosys),  # then fail with ENOSYS
+        SockFilter(0x06, 0, 0, 0x7FFF0000),  # else allow
+    )
+    fprog = SockFprog(len(program), program)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def test_descriptors_are_closed_without_close_range(launcher: Launcher, worker: Account) -> None:
+    launcher.write_policy(minimal_policy(worker))
+    inherited = os.open("/etc/hostname", os.O_RDONLY)
+    high = os.dup2(inherited, 300, inheritable=True)
+    os.set_inheritable(inherited, True)
+    code = (
+        "import ctypes, errno, fcntl\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "refused = libc.syscall(436, 1000, 1000, 0) == -1 and ctypes.get_errno() == errno.ENOSYS\n"
+        "open_fds = []\n"
+        "for fd in range(3, 1024):\n"
+        "    try:\n"
+        "        fcntl.fcntl(fd, fcntl.F_GETFD)\n"
+        "        open_fds.append(fd)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(refused, open_fds)\n"
+    )
+    try:
+        result = launcher.run(
+            ["-c", code], pass_fds=[inherited, high], preexec_fn=refuse_close_range
+        )
+    finally:
+        os.close(inherited)
+        os.close(high)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == b"True []\n"  # close_range was refused, and still nothing leaked
