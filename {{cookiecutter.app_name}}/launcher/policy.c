@@ -2,12 +2,13 @@
  * The policy parser. It reads untrusted-looking text (a root-owned file, but one a person edits), so
  * it is strict: every line must be a known directive with a well-formed argument, and anything else
  * is an error with the line number. It never copies or allocates; it writes NULs into the buffer.
+ * The /etc/passwd and /etc/group reader lives here too, so that the fuzz harness covers it.
  */
 #include "policy.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <limits.h>
 #include <string.h>
 
 static __attribute__((format(printf, 3, 4))) int fail(struct policy_error *err, unsigned line, const char *fmt, ...)
@@ -343,6 +344,7 @@ int parse_id(const char *s, size_t len, unsigned *id)
 	return 0;
 }
 
+/* Lines are "name:x:id:id:..."; a name matches only in full, never as a prefix of a longer one. */
 int account_ids(const char *text, size_t len, const char *name, size_t name_len, int field, unsigned *id,
 		unsigned *next)
 {
