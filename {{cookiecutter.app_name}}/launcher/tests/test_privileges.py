@@ -10,7 +10,6 @@ from pathlib import Path
 
 from conftest import (
     EXIT_PRIVILEGE,
-    LAUNCHER_DIR,
     PYTHON,
     Account,
     Launcher,
@@ -174,53 +173,6 @@ def test_worker_account_is_usable_directly(worker: Account) -> None:
         check=False,
     )
     assert result.stdout.decode().strip() == str(worker.uid)
-
-
-PROBE_C = r"""
-#include <stdio.h>
-#include <unistd.h>
-extern char **environ;
-int main(void)
-{
-    printf("%u %u\n", (unsigned)getuid(), (unsigned)getgid());
-    for (char **e = environ; *e; e++)
-        printf("%s\n", *e);
-    return 0;
-}
-"""
-
-
-def test_static_launcher_resolves_a_name_in_an_empty_root(worker: Account) -> None:
-    """As in the shell-less image: no shell, no libc, no NSS; only /etc/passwd and /etc/group."""
-    with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory)
-        root.chmod(0o755)
-        (root / "etc/launcher").mkdir(parents=True)
-        (root / "etc/passwd").write_text(
-            "root:x:0:0::/:/nonexistent\nfuncworker:x:4242:4243::/:/x\n"
-        )
-        (root / "etc/group").write_text("root:x:0:\nfuncworker:x:4243:\n")
-        policy = root / "etc/launcher/policy.conf"
-        policy.write_text("exec /probe\nuser funcworker\nallow KEEP\n")
-        policy.chmod(0o644)
-        (root / "probe.c").write_text(PROBE_C)
-        subprocess.run(["cc", "-static", "-o", root / "probe", root / "probe.c"], check=True)
-        (root / "probe.c").unlink()
-        subprocess.run(
-            ["make", "-s", "-C", LAUNCHER_DIR, f"OUT={root / 'launcher'}"],
-            check=True,
-            env={**os.environ, "MAKEFLAGS": ""},  # the production build, whatever the suite's mode
-        )
-        (root / "launcher.flags").unlink()
-        result = subprocess.run(
-            ["/launcher"],
-            env={"KEEP": "1", "MSI_SECRET": "canary"},
-            preexec_fn=lambda: (os.chroot(root), os.chdir("/")),
-            capture_output=True,
-            check=False,
-        )
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().split() == ["4242", "4243", "KEEP=1"]
 
 
 def refuse_close_range() -> None:
