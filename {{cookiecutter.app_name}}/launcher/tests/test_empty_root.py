@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from conftest import EXIT_POLICY, LAUNCHER_DIR
 
 PROBE_C = r"""

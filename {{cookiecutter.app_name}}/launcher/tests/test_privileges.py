@@ -5,8 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 from conftest import (
     EXIT_PRIVILEGE,
