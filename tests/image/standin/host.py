@@ -47,6 +47,9 @@ class Worker:
         self.state = "Starting"
         self.error = ""
         self.process: subprocess.Popen[bytes] | None = None
+        # Set by the one thread that waits: Popen.poll() from another thread answers None while
+        # that wait holds the lock, so the status reads this instead.
+        self.exit_code: int | None = None
         self.reported: dict[str, Any] = {}
         self.functions: list[str] = []
         self._conn: socket.socket | None = None
@@ -176,7 +179,7 @@ class Worker:
 
     def _watch_exit(self) -> None:
         assert self.process is not None
-        code = self.process.wait()
+        code = self.exit_code = self.process.wait()
         log(f"worker exited with code {code}")
         self.fail(f"the worker exited with code {code}")
 
@@ -184,13 +187,13 @@ class Worker:
         process = self.process
         worker: dict[str, Any] = {
             "pid": process.pid if process else None,
-            "exit_code": process.poll() if process else None,
+            "exit_code": self.exit_code,
             "uid": self.reported.get("uid"),
             "gid": self.reported.get("gid"),
             "functions": self.functions,
         }
         # What the kernel says, not only what the worker claims: the launcher's drop must show here.
-        if process and process.poll() is None:
+        if process and self.exit_code is None:
             try:
                 fields = dict(
                     line.split(":", 1)
