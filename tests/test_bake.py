@@ -99,4 +99,7 @@ def test_generated_makefile_lists_only_working_targets(baked_default: Path) -> N
         ["make", "help"], cwd=baked_default, capture_output=True, text=True, check=True
     ).stdout
     targets = {line.split()[0] for line in help_text.splitlines() if line.strip()}
-    assert {"test", "clean"} <= targets
+    assert {"test", "launcher", "image", "verify-image", "clean"} <= targets
+    readme = (baked_default / "README.md").read_text()
+    undocumented = [t for t in sorted(targets - {"help"}) if f"make {t}`" not in readme]
+    assert not undocumented, f"targets missing from the generated README: {undocumented}"

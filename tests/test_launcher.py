@@ -15,6 +15,12 @@ FUZZ_SECONDS = 60
 RATIO_BOUND = 1.5
 
 
+def show(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Print a figure into CI's log (pytest would otherwise keep it for failures only)."""
+    with capsys.disabled():
+        print(f"\n--- {text.strip()}")
+
+
 @pytest.fixture(scope="module")
 def launcher_dir(baked_default: Path) -> Path:
     for tool, why in [
@@ -39,17 +45,29 @@ def test_baked_policy_names_the_interpreter_and_worker(baked_default: Path) -> N
     assert "{{" not in policy and "{%" not in policy
 
 
-def test_launcher_suite_passes_plain_and_sanitized(launcher_dir: Path) -> None:
+def test_launcher_suite_passes_plain_and_sanitized(
+    launcher_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     require_tool("clang", "build the ASan+UBSan launcher")
     result = run(["make", "-C", str(launcher_dir), "test", f"PYTHON={sys.executable}"], timeout=900)
     summaries = re.findall(r"^(\d+) passed", result.stdout, re.M)
-    print("launcher tests (plain, sanitized):", summaries)
+    collected = run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-o", "addopts=", "-q",
+         "tests/test_policy_errors.py"],  # fmt: skip
+        cwd=launcher_dir,
+    ).stdout
+    malformed = collected.count("test_malformed_policy_is_rejected_with_its_line[")
+    show(capsys, f"launcher tests passed (plain, sanitized): {summaries}; "
+                 f"malformed-policy cases: {malformed}")  # fmt: skip
     assert len(summaries) == 2 and summaries[0] == summaries[1]
+    assert malformed >= 30
 
 
-def test_binary_is_static_and_hardened(launcher_dir: Path) -> None:
+def test_binary_is_static_and_hardened(
+    launcher_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run(["make", "-C", str(launcher_dir), "check-binary", f"PYTHON={sys.executable}"])
-    print(result.stdout)
+    show(capsys, f"launcher check-binary:\n{result.stdout}")
     assert "FAIL" not in result.stdout
     assert result.stdout.count("ok   ") == 6
 
@@ -76,7 +94,9 @@ def test_musl_option_passes_the_suite_and_check_binary(launcher_dir: Path) -> No
     assert binary.stdout.count("ok   ") == 6 and "FAIL" not in binary.stdout
 
 
-def test_fuzzing_the_parser_finds_no_crash(launcher_dir: Path) -> None:
+def test_fuzzing_the_parser_finds_no_crash(
+    launcher_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     require_tool("clang", "build the libFuzzer harness")
     result = run(
         ["make", "-C", str(launcher_dir), "fuzz", f"FUZZ_SECONDS={FUZZ_SECONDS}"],
@@ -84,12 +104,14 @@ def test_fuzzing_the_parser_finds_no_crash(launcher_dir: Path) -> None:
     )
     match = re.search(r"^fuzz: (\d+) executions in (\d+) s, no crash$", result.stdout, re.M)
     assert match, result.stdout
-    print(match.group(0))
+    show(capsys, f"launcher {match.group(0)}")
     assert int(match.group(1)) > 1000
 
 
 @pytest.mark.parametrize("libc", ["glibc", "musl"])
-def test_launcher_overhead_is_within_noise(launcher_dir: Path, libc: str) -> None:
+def test_launcher_overhead_is_within_noise(
+    launcher_dir: Path, libc: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     if libc == "musl":
         require_tool(
             "musl-gcc",
@@ -107,7 +129,7 @@ def test_launcher_overhead_is_within_noise(launcher_dir: Path, libc: str) -> Non
         ],
         timeout=600,
     )
-    print(f"[{libc}]", result.stdout)
+    show(capsys, f"launcher bench [{libc}]:\n{result.stdout}")
     match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(1)) <= RATIO_BOUND

@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--launcher", required=True, help="a launcher built to read --policy")
     parser.add_argument("--policy", required=True, help="the policy file that launcher reads")
     parser.add_argument("--user", default="nobody", help="the account the launcher drops to")
+    parser.add_argument("--empty", help="an empty program built with the launcher's libc and flags")
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -57,21 +58,34 @@ def main() -> None:
     policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n")
     policy.chmod(0o644)
     direct_argv, launcher_argv = [python, "-c", "pass"], [args.launcher, "-c", "pass"]
+    empty_argv = [args.empty] if args.empty else None
 
     for _ in range(5):  # warm the page cache for both
         wall_time(direct_argv)
         wall_time(launcher_argv)
-    direct, launched = [], []
+    direct: list[float] = []
+    launched: list[float] = []
+    empty: list[float] = []
     for run in range(args.runs):  # interleaved, alternating which goes first
         pair = [(direct, direct_argv), (launched, launcher_argv)]
         for times, argv in pair if run % 2 == 0 else reversed(pair):
             times.append(wall_time(argv))
+        if empty_argv:
+            empty.append(wall_time(empty_argv))
 
     direct_median, launched_median = statistics.median(direct), statistics.median(launched)
     runs = f"over {args.runs} runs"
     print(f"python -c pass (direct):  median {direct_median * 1000:.2f} ms {runs} ({python})")
     print(f"launcher -c pass:         median {launched_median * 1000:.2f} ms {runs}")
     print(f"ratio launcher/direct: {launched_median / direct_median:.3f} (target <= 1.03)")
+    if empty:
+        # What the launcher adds, less a whole empty program's spawn and start-up with the same
+        # libc and flags: what is left is the launcher's own work (slightly under, since the
+        # empty program also pays a fork the launcher does not).
+        empty_median = statistics.median(empty)
+        own = launched_median - direct_median - empty_median
+        print(f"empty program, same libc and flags: median {empty_median * 1000:.2f} ms {runs}")
+        print(f"launcher's own work (launcher - direct - empty): {own * 1000:.2f} ms")
 
 
 if __name__ == "__main__":
