@@ -117,23 +117,26 @@ def test_worker_cannot_read_the_root_hosts_environ(launcher: Launcher, worker: A
     assert result.stdout == b"denied\n"
 
 
+# Run in the child: the descriptors above 2 that are open in it, as `open_fds`.
+LIST_OPEN_FDS = (
+    "import fcntl\n"
+    "open_fds = []\n"
+    "for fd in range(3, 1024):\n"
+    "    try:\n"
+    "        fcntl.fcntl(fd, fcntl.F_GETFD)\n"
+    "        open_fds.append(fd)\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+
+
 def test_descriptors_above_two_are_closed(launcher: Launcher, worker: Account) -> None:
     launcher.write_policy(minimal_policy(worker))
     inherited = [os.open("/etc/hostname", os.O_RDONLY) for _ in range(3)]
     high = os.dup2(inherited[0], 200, inheritable=True)
     for fd in inherited:
         os.set_inheritable(fd, True)
-    code = (
-        "import fcntl\n"
-        "open_fds = []\n"
-        "for fd in range(3, 1024):\n"
-        "    try:\n"
-        "        fcntl.fcntl(fd, fcntl.F_GETFD)\n"
-        "        open_fds.append(fd)\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "print(open_fds)\n"
-    )
+    code = LIST_OPEN_FDS + "print(open_fds)\n"
     try:
         result = launcher.run(["-c", code], pass_fds=[*inherited, high])
     finally:
@@ -207,17 +210,11 @@ def test_descriptors_are_closed_without_close_range(launcher: Launcher, worker: 
     high = os.dup2(inherited, 300, inheritable=True)
     os.set_inheritable(inherited, True)
     code = (
-        "import ctypes, errno, fcntl\n"
+        "import ctypes, errno\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "refused = libc.syscall(436, 1000, 1000, 0) == -1 and ctypes.get_errno() == errno.ENOSYS\n"
-        "open_fds = []\n"
-        "for fd in range(3, 1024):\n"
-        "    try:\n"
-        "        fcntl.fcntl(fd, fcntl.F_GETFD)\n"
-        "        open_fds.append(fd)\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "print(refused, open_fds)\n"
+        + LIST_OPEN_FDS
+        + "print(refused, open_fds)\n"
     )
     try:
         result = launcher.run(
