@@ -96,7 +96,8 @@ def test_generated_project_make_test_passes(bake, answers: dict) -> None:
 
 def test_generated_makefile_lists_only_working_targets(baked_default: Path) -> None:
     help_text = subprocess.run(
-        ["make", "help"], cwd=baked_default, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-s", "help"],  # no "Entering directory" under make
+        cwd=baked_default, capture_output=True, text=True, check=True,
     ).stdout
     targets = {line.split()[0] for line in help_text.splitlines() if line.strip()}
     assert {"test", "launcher", "image", "verify-image", "clean"} <= targets
