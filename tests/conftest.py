@@ -31,6 +31,13 @@ def require_tool(name: str, why: str) -> str:
     return path
 
 
+def show_in_log(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    """Print a figure or table into CI's log under `--- `: pytest otherwise keeps a test's output
+    for failures only."""
+    with capsys.disabled():
+        print(f"\n--- {text.strip()}")
+
+
 def run(
     args: list[str], cwd: Path | None = None, timeout: float = 600, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ import pytest
 from image.engine import ENGINE, http_get_json, make_image, running
 from image.standins import ensure_builder, ensure_standin
 
-from conftest import TEMPLATE, require_tool, run
+from conftest import TEMPLATE, require_tool, run, show_in_log
 
 VERSIONS = ("3.11", "3.13")
 WORKER_USER = "funcworker"
@@ -100,9 +100,8 @@ def test_verify_image_passes_on_the_hardened_image(
     built: Built, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = verify(built, built.image)
-    with capsys.disabled():
-        print(f"\n--- verify-image, Python {built.version} (built in {built.seconds:.0f} s)")
-        print(result.stdout + result.stderr)
+    show_in_log(capsys, f"verify-image, Python {built.version} (built in {built.seconds:.0f} s)\n"
+                        f"{result.stdout}{result.stderr}")  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     table = rows(result.stdout)
     missing = [name for name in REQUIRED_CHECKS if table.get(name) != "pass"]
@@ -131,9 +130,8 @@ def test_verify_image_fails_on_the_unhardened_app_image(
     image = f"localhost/template-test/unhardened:{built.version}"
     make_image(built.project, image, built.base, built.builder, target="app")
     result = verify(built, image)
-    with capsys.disabled():
-        print(f"\n--- verify-image on the unhardened app stage (must fail), Python {built.version}")
-        print(result.stdout + result.stderr)
+    show_in_log(capsys, f"verify-image on the unhardened app stage (must fail), Python "
+                        f"{built.version}\n{result.stdout}{result.stderr}")  # fmt: skip
     assert result.returncode != 0
     table = rows(result.stdout)
     must_fail = (
@@ -158,8 +156,7 @@ def test_figures_show_what_hardening_removed(
         ["make", "--no-print-directory", "-C", str(built.project), "image-figures",
          f"ENGINE={ENGINE}", f"IMAGE={built.image}", f"BASE_IMAGE={built.base}"]
     )  # fmt: skip
-    with capsys.disabled():
-        print(f"\n--- image-figures, Python {built.version}\n{result.stdout}")
+    show_in_log(capsys, f"image-figures, Python {built.version}\n{result.stdout}")
     figures = {
         cells[0].strip(): (cells[1].strip(), cells[2].strip())
         for cells in (line.split("|") for line in result.stdout.splitlines())

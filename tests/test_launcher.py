@@ -7,18 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, SUPPORTED_PYTHON_VERSIONS, require_tool, run
+from conftest import IN_CI, SUPPORTED_PYTHON_VERSIONS, require_tool, run, show_in_log
 
 FUZZ_SECONDS = 60
 # The target is 1.03; this bound only catches a launcher gone badly wrong, so noise on a shared
 # CI machine cannot fail the build. The measured figure is printed either way.
 RATIO_BOUND = 1.5
-
-
-def show(capsys: pytest.CaptureFixture[str], text: str) -> None:
-    """Print a figure into CI's log (pytest would otherwise keep it for failures only)."""
-    with capsys.disabled():
-        print(f"\n--- {text.strip()}")
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +45,11 @@ def test_launcher_suite_passes_plain_and_sanitized(
     require_tool("clang", "build the ASan+UBSan launcher")
     result = run(["make", "-C", str(launcher_dir), "test", f"PYTHON={sys.executable}"], timeout=900)
     summaries = re.findall(r"^(\d+) passed", result.stdout, re.M)
-    collected = run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-o", "addopts=", "-q",
-         "tests/test_policy_errors.py"],  # fmt: skip
-        cwd=launcher_dir,
-    ).stdout
+    collect = [sys.executable, "-m", "pytest", "--collect-only", "-o", "addopts=", "-q"]
+    collected = run([*collect, "tests/test_policy_errors.py"], cwd=launcher_dir).stdout
     malformed = collected.count("test_malformed_policy_is_rejected_with_its_line[")
-    show(capsys, f"launcher tests passed (plain, sanitized): {summaries}; "
-                 f"malformed-policy cases: {malformed}")  # fmt: skip
+    show_in_log(capsys, f"launcher tests passed (plain, sanitized): {summaries}; "
+                        f"malformed-policy cases: {malformed}")  # fmt: skip
     assert len(summaries) == 2 and summaries[0] == summaries[1]
     assert malformed >= 30
 
@@ -67,7 +58,7 @@ def test_binary_is_static_and_hardened(
     launcher_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = run(["make", "-C", str(launcher_dir), "check-binary", f"PYTHON={sys.executable}"])
-    show(capsys, f"launcher check-binary:\n{result.stdout}")
+    show_in_log(capsys, f"launcher check-binary:\n{result.stdout}")
     assert "FAIL" not in result.stdout
     assert result.stdout.count("ok   ") == 6
 
@@ -104,7 +95,7 @@ def test_fuzzing_the_parser_finds_no_crash(
     )
     match = re.search(r"^fuzz: (\d+) executions in (\d+) s, no crash$", result.stdout, re.M)
     assert match, result.stdout
-    show(capsys, f"launcher {match.group(0)}")
+    show_in_log(capsys, f"launcher {match.group(0)}")
     assert int(match.group(1)) > 1000
 
 
@@ -129,7 +120,7 @@ def test_launcher_overhead_is_within_noise(
         ],
         timeout=600,
     )
-    show(capsys, f"launcher bench [{libc}]:\n{result.stdout}")
+    show_in_log(capsys, f"launcher bench [{libc}]:\n{result.stdout}")
     match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(1)) <= RATIO_BOUND

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run
+from conftest import run, show_in_log
 
 LATENCY_MS = 100
 SECRETS = 20
@@ -15,8 +15,7 @@ SECRETS = 20
 def test_settings_benchmark_meets_its_targets(bake, capsys: pytest.CaptureFixture[str]) -> None:
     project: Path = bake()
     output = run(["make", "bench-settings"], cwd=project, timeout=900).stdout
-    with capsys.disabled():  # the figures belong in CI's log
-        print(f"\n--- make bench-settings\n{output.strip()}")
+    show_in_log(capsys, f"make bench-settings\n{output}")
     load = re.search(
         rf"load {SECRETS} secrets, {LATENCY_MS} ms injected latency: concurrent (\d+) ms "
         r"\(target < (\d+) ms.*sequential baseline (\d+) ms",

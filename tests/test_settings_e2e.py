@@ -25,6 +25,8 @@ import pytest
 from image.engine import podman
 from test_image import VERSIONS, Built, build
 
+from conftest import show_in_log
+
 CLIENT_ID = "e2e-client-id-0000"
 SIGNING_KEY = "e2e-signing-key-" + secrets.token_hex(8)
 CONTAINER_CA = "/etc/ssl/test-ca.pem"
@@ -137,10 +139,9 @@ def test_hello_signs_with_the_key_vault_secret_and_the_worker_sees_no_canary(
     finally:
         podman("rm", "--force", name, check=False)
 
-    with capsys.disabled():
-        print(f"\n--- settings e2e, Python {built.version}: hello {code}, worker uid "
-              f"{status['worker']['uid']}, Key Vault requests {vault.requests}, identity "
-              f"requests {identity.requests}, canaries checked: {', '.join(canaries)}")  # fmt: skip
+    show_in_log(capsys, f"settings e2e, Python {built.version}: hello {code}, worker uid "
+                        f"{status['worker']['uid']}, Key Vault requests {vault.requests}, identity "
+                        f"requests {identity.requests}, canaries checked: {', '.join(canaries)}")  # fmt: skip
     assert code == 200, body[-500:]
     answer = json.loads(body)
     expected = hmac.new(SIGNING_KEY.encode(), b"Hello, e2e!", hashlib.sha256).hexdigest()

@@ -10,8 +10,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from image.standins import STANDIN_VERSIONS, ensure_builder, ensure_standin
@@ -110,7 +111,13 @@ def fetch(url: str, data: bytes | None = None) -> tuple[int, dict[str, object]]:
         return error.code, json.loads(error.read() or b"{}")
 
 
-def status_when(host_url: str, states: set[str], deadline_seconds: float = 60) -> dict[str, object]:
+def status_when(
+    host_url: str,
+    states: set[str],
+    deadline_seconds: float = 60,
+    also: Callable[[dict[str, Any]], bool] = lambda status: True,
+) -> dict[str, Any]:
+    """The host's first status in one of `states` (and for which `also` holds), polled."""
     deadline = time.monotonic() + deadline_seconds
     last: object = "no answer"
     while time.monotonic() < deadline:
@@ -119,7 +126,7 @@ def status_when(host_url: str, states: set[str], deadline_seconds: float = 60) -
         except (OSError, ValueError) as error:  # the container is still starting
             last = type(error).__name__
         else:
-            if status["state"] in states:
+            if status["state"] in states and also(status):
                 return status
             last = status
         time.sleep(0.2)  # polling, bounded by the deadline
@@ -169,13 +176,9 @@ def test_standin_host_answers_errors_without_hanging(host_url: str) -> None:
     code, answer = fetch(f"{host_url}/api/probe/exit")  # the worker dies mid-request
     assert code == 503 and ("exited" in str(answer) or "closed" in str(answer)), answer
     # The closed connection can be noticed before the exit is reaped: wait for both.
-    deadline = time.monotonic() + 15
-    while True:
-        status = status_when(host_url, {"Error"}, deadline_seconds=15)
-        worker = status["worker"]
-        assert isinstance(worker, dict)
-        if worker["exit_code"] is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)  # polling, bounded by the deadline
-    assert worker["exit_code"] == 3, status
+    status = status_when(
+        host_url, {"Error"}, deadline_seconds=15,
+        also=lambda status: status["worker"]["exit_code"] is not None,
+    )  # fmt: skip
+    assert status["worker"]["exit_code"] == 3, status
     assert fetch(f"{host_url}/api/probe")[0] == 503

@@ -60,9 +60,10 @@ def main() -> None:
     direct_argv, launcher_argv = [python, "-c", "pass"], [args.launcher, "-c", "pass"]
     empty_argv = [args.empty] if args.empty else None
 
-    for _ in range(5):  # warm the page cache for both
-        wall_time(direct_argv)
-        wall_time(launcher_argv)
+    measured = [direct_argv, launcher_argv, *([empty_argv] if empty_argv else [])]
+    for _ in range(5):  # warm the page cache for each
+        for argv in measured:
+            wall_time(argv)
     direct: list[float] = []
     launched: list[float] = []
     empty: list[float] = []
