@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from image.engine import ENGINE, http_get_json, make_image, running
+from image.engine import ENGINE, TEST_IMAGES, http_get_json, make_image, running
 from image.standins import ensure_builder, ensure_standin
 
 from conftest import TEMPLATE, require_tool, run, show_in_log
@@ -85,7 +85,7 @@ def build(version: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
         require_tool(ENGINE, "build and run the generated image")
         base, builder = ensure_standin(version), ensure_builder()
         project = bake(tmp_path_factory.mktemp(f"image-{version}"), python_version=version)
-        image = f"localhost/template-test/hardened:{version}"
+        image = f"{TEST_IMAGES}/hardened:{version}"
         seconds = make_image(project, image, base, builder)
         _BUILT[version] = Built(version, project, image, base, builder, seconds)
     return _BUILT[version]
@@ -127,7 +127,7 @@ def test_verify_image_fails_on_the_unhardened_app_image(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     built = build(VERSIONS[0], tmp_path_factory)  # one version proves the check can fail
-    image = f"localhost/template-test/unhardened:{built.version}"
+    image = f"{TEST_IMAGES}/unhardened:{built.version}"
     make_image(built.project, image, built.base, built.builder, target="app")
     result = verify(built, image)
     show_in_log(capsys, f"verify-image on the unhardened app stage (must fail), Python "

@@ -1,6 +1,7 @@
 """Podman helpers for the template's image tests: build a baked project's image, run a container."""
 
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 ENGINE = "podman"
+# Image names the tests build: several checkouts on one machine each set their own namespace
+# (TEMPLATE_TEST_IMAGES), so that concurrent runs never tag over each other's images.
+TEST_IMAGES = "localhost/" + os.environ.get("TEMPLATE_TEST_IMAGES", "template-test")
 
 
 def podman(
