@@ -5,11 +5,15 @@
  * over. This program stands between them: it reads a root-owned policy, keeps only the variables the
  * policy allows, drops root for good and execve()s the real interpreter with argv unchanged.
  *
+ * When the platform gave a managed identity, the launcher first starts the identity broker
+ * (broker.c) and stays as the parent of broker and worker; the worker never sees the platform's
+ * identity header.
+ *
  * Every step fails closed: one line on stderr naming the file and line or the call, a distinct exit
  * status (see README.md), and nothing is run. No variable's value is ever printed.
  */
 #define _GNU_SOURCE
-#include "policy.h"
+#include "launcher.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,25 +29,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#ifndef POLICY_PATH
-#define POLICY_PATH "/etc/launcher/policy.conf"
-#endif
-
-/* Exit statuses, documented in README.md; the worker's own statuses pass through unchanged. */
-enum {
-	EXIT_SYSTEM = 71,    /* too many variables, close_range failed: the launcher cannot do its job */
-	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
-	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
-	EXIT_EXEC = 126,     /* execve of the interpreter failed */
-};
-
 /* Far above any real host (a Functions host passes about a hundred). */
 enum { LAUNCHER_MAX_ENV = 4096 };
 
 extern char **environ;
 
 /* One write, so that concurrent output never splits the line. */
-static _Noreturn __attribute__((format(printf, 2, 3))) void die(int status, const char *fmt, ...)
+_Noreturn void die(int status, const char *fmt, ...)
 {
 	char line[512];
 	int n = snprintf(line, sizeof line, "launcher: ");
@@ -142,19 +134,20 @@ static int lookup_id(const char *file, const char *name, size_t name_len, int fi
 	}
 }
 
-static void resolve_user(const struct policy *p, uid_t *uid, gid_t *gid)
+/* `user` or `broker`: NAME, NAME:GROUP or UID:GID, resolved without NSS; never root. */
+static void resolve_account(const char *directive, const char *account, unsigned line, uid_t *uid, gid_t *gid)
 {
-	const char *colon = strchr(p->user, ':');
-	size_t user_len = colon ? (size_t)(colon - p->user) : strlen(p->user);
+	const char *colon = strchr(account, ':');
+	size_t user_len = colon ? (size_t)(colon - account) : strlen(account);
 	unsigned u = 0, g = 0;
 
-	if (lookup_id("/etc/passwd", p->user, user_len, 2, &u, &g) != 0)
-		die(EXIT_POLICY, "%s:%u: user %.*s: not in /etc/passwd", POLICY_PATH, p->user_line, (int)user_len, p->user);
+	if (lookup_id("/etc/passwd", account, user_len, 2, &u, &g) != 0)
+		die(EXIT_POLICY, "%s:%u: %s %.*s: not in /etc/passwd", POLICY_PATH, line, directive, (int)user_len, account);
 	if (colon && lookup_id("/etc/group", colon + 1, strlen(colon + 1), 2, &g, NULL) != 0)
-		die(EXIT_POLICY, "%s:%u: group %s: not in /etc/group", POLICY_PATH, p->user_line, colon + 1);
+		die(EXIT_POLICY, "%s:%u: group %s: not in /etc/group", POLICY_PATH, line, colon + 1);
 	if (u == 0 || g == 0)
-		die(EXIT_POLICY, "%s:%u: user %s resolves to uid %u gid %u: the worker must not be root", POLICY_PATH,
-		    p->user_line, p->user, u, g);
+		die(EXIT_POLICY, "%s:%u: %s %s resolves to uid %u gid %u: the %s must not be root", POLICY_PATH, line,
+		    directive, account, u, g, strcmp(directive, "user") == 0 ? "worker" : "broker");
 	*uid = (uid_t)u;
 	*gid = (gid_t)g;
 }
@@ -179,19 +172,24 @@ static void audit_dropped(const char *entry, size_t name_len)
 }
 
 /*
- * The worker's environment: allowed host variables (first occurrence only), then every set. A
- * fixed array: no allocator to start, and a host with more variables than this is not normal.
+ * The worker's environment: allowed host variables (first occurrence only), then every set, then
+ * room for the broker's two identity entries. A fixed array: no allocator to start, and a host
+ * with more variables than this is not normal. The identity variables follow their own rule:
+ * as root they are the platform's and are always dropped (the broker's replace them); not as
+ * root, with a broker in the policy, they are the broker's, handed down by an earlier launch.
  */
-static char **build_env(const struct policy *p)
+static char **build_env(const struct policy *p, bool as_root, size_t *count)
 {
-	static char *env[LAUNCHER_MAX_ENV + POLICY_MAX_RULES + 1];
+	static char *env[LAUNCHER_MAX_ENV + POLICY_MAX_RULES + 3];
 	size_t kept = 0;
 
 	for (size_t i = 0; environ[i]; i++) {
 		const char *entry = environ[i];
 		const char *eq = strchr(entry, '=');
 		size_t name_len = eq ? (size_t)(eq - entry) : strlen(entry);
-		bool keep = eq && policy_allows(p, entry, name_len) && !policy_setting(p, entry, name_len);
+		bool identity = policy_is_identity_variable(entry, name_len);
+		bool keep = eq && (identity ? !as_root && p->broker : policy_allows(p, entry, name_len)) &&
+			    !policy_setting(p, entry, name_len);
 
 		if (i == LAUNCHER_MAX_ENV)
 			die(EXIT_SYSTEM, "environ: more than %d variables", LAUNCHER_MAX_ENV);
@@ -205,11 +203,12 @@ static char **build_env(const struct policy *p)
 	for (size_t i = 0; i < p->n_set; i++)
 		env[kept++] = (char *)p->set[i].entry;
 	env[kept] = NULL;
+	*count = kept;
 	return env;
 }
 
 /* After this, nothing the worker runs can become root again: checked, not assumed. */
-static void drop_root(uid_t uid, gid_t gid)
+void drop_root(uid_t uid, gid_t gid)
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
@@ -230,18 +229,17 @@ static void drop_root(uid_t uid, gid_t gid)
 		die(EXIT_PRIVILEGE, "getgroups(0): supplementary groups remain");
 }
 
-/* The host's open sockets and files must not leak into the worker. */
-static void close_inherited_fds(void)
+void close_fds_from(unsigned first)
 {
 	DIR *dir;
 	struct dirent *d;
 	struct rlimit lim;
 
 #ifdef SYS_close_range
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+	if (syscall(SYS_close_range, first, ~0U, 0U) == 0)
 		return;
 	if (errno != ENOSYS)
-		die(EXIT_SYSTEM, "close_range(3): %s", strerror(errno));
+		die(EXIT_SYSTEM, "close_range(%u): %s", first, strerror(errno));
 #endif
 	/* Kernels before 5.9: close what /proc lists, or everything up to the limit. */
 	dir = opendir("/proc/self/fd");
@@ -249,7 +247,7 @@ static void close_inherited_fds(void)
 		int own = dirfd(dir);
 		while ((d = readdir(dir)) != NULL) {
 			int fd = atoi(d->d_name);
-			if (fd > 2 && fd != own)
+			if (fd >= (int)first && fd != own)
 				close(fd);
 		}
 		closedir(dir);
@@ -257,33 +255,75 @@ static void close_inherited_fds(void)
 	}
 	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
 		die(EXIT_SYSTEM, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-	for (rlim_t fd = 3; fd < lim.rlim_cur && fd < 65536; fd++)
+	for (rlim_t fd = first; fd < lim.rlim_cur && fd < 65536; fd++)
 		close((int)fd);
+}
+
+_Noreturn void exec_worker(const struct policy *policy, char **argv, char **env)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+	close_fds_from(3); /* the host's open sockets and files must not leak into the worker */
+	execve(policy->exec, argv, env);
+	die(EXIT_EXEC, "execve(%s): %s", policy->exec, strerror(errno));
+}
+
+/* Whether the platform gave a managed identity: both variables, or neither (anything else is broken). */
+static bool platform_identity(void)
+{
+	const char *endpoint = getenv("IDENTITY_ENDPOINT"), *header = getenv("IDENTITY_HEADER");
+	bool has_endpoint = endpoint && *endpoint, has_header = header && *header;
+
+	if (has_endpoint != has_header)
+		die(EXIT_BROKER, "%s is set but %s is not: the platform's managed identity is incomplete",
+		    has_endpoint ? "IDENTITY_ENDPOINT" : "IDENTITY_HEADER", has_endpoint ? "IDENTITY_HEADER" : "IDENTITY_ENDPOINT");
+	return has_endpoint;
 }
 
 int main(int argc, char **argv)
 {
 	static char text[POLICY_MAX_BYTES + 1];
 	static struct policy policy;
+	static char endpoint_entry[64], header_entry[96];
 	struct policy_error err;
-	uid_t uid;
-	gid_t gid;
+	bool as_root = geteuid() == 0;
+	uid_t uid, broker_uid;
+	gid_t gid, broker_gid;
+	size_t n_env;
 	char **env;
+	pid_t broker, worker;
 
 	(void)argc;
 	if (policy_parse(text, read_policy(text), &policy, &err) != 0)
 		die(EXIT_POLICY, "%s:%u: %s", POLICY_PATH, err.line, err.message);
 	check_exec(&policy);
-	resolve_user(&policy, &uid, &gid);
-	env = build_env(&policy);
-	if (geteuid() == 0)
+	resolve_account("user", policy.user, policy.user_line, &uid, &gid);
+	env = build_env(&policy, as_root, &n_env);
+	if (!as_root) {
+		if (policy.nonroot == NONROOT_REFUSE)
+			die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
+			    (unsigned)geteuid());
+		exec_worker(&policy, argv, env);
+	}
+	if (!policy.broker || !platform_identity()) {
 		drop_root(uid, gid);
-	else if (policy.nonroot == NONROOT_REFUSE)
-		die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
-		    (unsigned)geteuid());
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-	close_inherited_fds();
-	execve(policy.exec, argv, env);
-	die(EXIT_EXEC, "execve(%s): %s", policy.exec, strerror(errno));
+		exec_worker(&policy, argv, env);
+	}
+	/* A managed identity: the broker holds it, the worker gets the broker's look-alike. */
+	resolve_account("broker", policy.broker, policy.broker_line, &broker_uid, &broker_gid);
+	if (broker_uid == uid || broker_gid == gid)
+		die(EXIT_POLICY, "%s:%u: broker %s shares uid %u or gid %u with the worker: give it its own account",
+		    POLICY_PATH, policy.broker_line, policy.broker, (unsigned)uid, (unsigned)gid);
+	broker = broker_start(&policy, broker_uid, broker_gid, endpoint_entry, sizeof endpoint_entry, header_entry,
+			      sizeof header_entry);
+	env[n_env++] = endpoint_entry;
+	env[n_env++] = header_entry;
+	env[n_env] = NULL;
+	worker = fork_child();
+	if (worker == 0) {
+		drop_root(uid, gid);
+		die_with_parent();
+		exec_worker(&policy, argv, env);
+	}
+	supervise(broker, worker);
 }

@@ -37,6 +37,18 @@ static bool is_variable_name(const char *s, size_t len)
 	return true;
 }
 
+/* ASCII only: the launcher never calls setlocale, and a locale must not change what a deny matches. */
+static bool same_ignoring_case(const char *a, const char *b, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char x = a[i] >= 'a' && a[i] <= 'z' ? (char)(a[i] - 32) : a[i];
+		char y = b[i] >= 'a' && b[i] <= 'z' ? (char)(b[i] - 32) : b[i];
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
 /* The end or the middle of a name, for deny *SUFFIX and *PART*. */
 static bool is_name_part(const char *s, size_t len)
 {
@@ -107,6 +119,8 @@ static int parse_pattern(struct pattern *list, size_t *count, const char *direct
 	if (suffix ? !is_name_part(name, name_len) : !is_variable_name(name, name_len))
 		return fail(err, line, is_deny ? "deny takes NAME, PREFIX*, *SUFFIX or *PART* (letters, digits, _)"
 					       : "allow takes NAME or PREFIX* (letters, digits, _)");
+	if (!is_deny && !prefix && policy_is_identity_variable(name, name_len))
+		return fail(err, line, "allow %s: the identity variables are the broker's to set (broker ACCOUNT)", name);
 	for (size_t i = 0; i < *count; i++)
 		if (list[i].prefix == prefix && list[i].suffix == suffix && list[i].len == name_len &&
 		    memcmp(list[i].text, name, name_len) == 0)
@@ -114,6 +128,26 @@ static int parse_pattern(struct pattern *list, size_t *count, const char *direct
 	if (*count == POLICY_MAX_RULES)
 		return fail(err, line, "more than %d %s directives", POLICY_MAX_RULES, directive);
 	list[(*count)++] = (struct pattern){ .text = name, .len = name_len, .prefix = prefix, .suffix = suffix, .line = line };
+	return 0;
+}
+
+/* An https URL of letters, digits and -._~:/ only: nothing a query string or a log line could bend. */
+static int parse_audience(struct policy *p, const char *arg, unsigned line, struct policy_error *err)
+{
+	size_t len = strlen(arg);
+
+	if (strncmp(arg, "https://", 8) != 0 || len == 8 || len > POLICY_MAX_AUDIENCE ||
+	    strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/") != len)
+		return fail(err, line, "audience takes an https:// URL of at most %d letters, digits and -._~:/",
+			    POLICY_MAX_AUDIENCE);
+	if (arg[len - 1] == '/' || (len >= 9 && strcmp(arg + len - 9, "/.default") == 0))
+		return fail(err, line, "audience %s: write it without a trailing / or /.default", arg);
+	for (size_t i = 0; i < p->n_audience; i++)
+		if (strlen(p->audience[i]) == len && same_ignoring_case(p->audience[i], arg, len))
+			return fail(err, line, "duplicate audience %s", arg);
+	if (p->n_audience == POLICY_MAX_AUDIENCES)
+		return fail(err, line, "more than %d audience directives", POLICY_MAX_AUDIENCES);
+	p->audience[p->n_audience++] = arg;
 	return 0;
 }
 
@@ -127,6 +161,9 @@ static int parse_set(struct policy *p, char *arg, unsigned line, struct policy_e
 	name_len = (size_t)(eq - arg);
 	if (!is_variable_name(arg, name_len))
 		return fail(err, line, "set needs a variable name before '=' (letters, digits, _)");
+	if (policy_is_identity_variable(arg, name_len))
+		return fail(err, line, "set %.*s: the identity variables are the broker's to set (broker ACCOUNT)",
+			    (int)name_len, arg);
 	if (policy_setting(p, arg, name_len))
 		return fail(err, line, "duplicate set %.*s (first on line %u)", (int)name_len, arg,
 			    policy_setting(p, arg, name_len)->line);
@@ -154,8 +191,11 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 		return 0;
 	}
 	if (strcmp(word, "exec") != 0 && strcmp(word, "user") != 0 && strcmp(word, "allow") != 0 &&
-	    strcmp(word, "deny") != 0 && strcmp(word, "nonroot") != 0)
-		return fail(err, line, "unknown directive '%.32s' (exec, user, allow, deny, set, audit, nonroot)", word);
+	    strcmp(word, "deny") != 0 && strcmp(word, "nonroot") != 0 && strcmp(word, "broker") != 0 &&
+	    strcmp(word, "audience") != 0)
+		return fail(err, line,
+			    "unknown directive '%.32s' (exec, user, allow, deny, set, audit, nonroot, broker, audience)",
+			    word);
 	if (!has_arg)
 		return fail(err, line, "%s needs an argument", word);
 	if (!one_word)
@@ -171,6 +211,17 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 			return fail(err, line, "exec needs an absolute path (no PATH search)");
 		p->exec = arg;
 		p->exec_line = line;
+		return 0;
+	}
+	if (strcmp(word, "audience") == 0)
+		return parse_audience(p, arg, line, err);
+	if (strcmp(word, "broker") == 0) {
+		if (p->broker_line)
+			return fail(err, line, "duplicate broker (first on line %u)", p->broker_line);
+		p->broker = arg;
+		p->broker_line = line;
+		if (parse_user(arg, line, err) != 0)
+			return fail(err, line, "broker takes NAME, NAME:GROUP or UID:GID, never root");
 		return 0;
 	}
 	if (strcmp(word, "user") == 0) {
@@ -222,18 +273,6 @@ static int parse_line(struct policy *p, char *s, size_t len, unsigned line, stru
 	return parse_directive(p, word, arg, line, err);
 }
 
-/* ASCII only: the launcher never calls setlocale, and a locale must not change what a deny matches. */
-static bool same_ignoring_case(const char *a, const char *b, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		char x = a[i] >= 'a' && a[i] <= 'z' ? (char)(a[i] - 32) : a[i];
-		char y = b[i] >= 'a' && b[i] <= 'z' ? (char)(b[i] - 32) : b[i];
-		if (x != y)
-			return false;
-	}
-	return true;
-}
-
 static bool same(const char *a, const char *b, size_t len, bool ignore_case)
 {
 	return ignore_case ? same_ignoring_case(a, b, len) : memcmp(a, b, len) == 0;
@@ -269,8 +308,9 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 	unsigned line = 0;
 
 	/* Reset only the header: zeroing the rule arrays would touch ~50 KiB on every start. */
-	p->exec = p->user = NULL;
-	p->exec_line = p->user_line = p->audit_line = p->nonroot_line = 0;
+	p->exec = p->user = p->broker = NULL;
+	p->exec_line = p->user_line = p->audit_line = p->nonroot_line = p->broker_line = 0;
+	p->n_audience = 0;
 	p->audit = false;
 	p->nonroot = NONROOT_REFUSE;
 	p->n_allow = p->n_deny = p->n_set = 0;
@@ -292,6 +332,10 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 		return fail(err, line, "no exec directive: the policy must name the interpreter");
 	if (!p->user_line)
 		return fail(err, line, "no user directive: the policy must name the worker account");
+	if (p->n_audience && !p->broker_line)
+		return fail(err, line, "audience without broker: name the broker's account (broker ACCOUNT)");
+	if (p->broker_line && !p->n_audience)
+		p->audience[p->n_audience++] = POLICY_DEFAULT_AUDIENCE;
 	for (size_t i = 0; i < p->n_allow; i++) {
 		const struct pattern *deny = denied_by(p, p->allow[i].text, p->allow[i].len);
 		if (deny && !p->allow[i].prefix)
@@ -317,6 +361,12 @@ bool policy_allows(const struct policy *p, const char *name, size_t name_len)
 	for (size_t i = 0; i < p->n_allow && !allowed; i++)
 		allowed = matches(&p->allow[i], name, name_len, false);
 	return allowed;
+}
+
+bool policy_is_identity_variable(const char *name, size_t name_len)
+{
+	return (name_len == 17 && memcmp(name, "IDENTITY_ENDPOINT", 17) == 0) ||
+	       (name_len == 15 && memcmp(name, "IDENTITY_HEADER", 15) == 0);
 }
 
 const struct setting *policy_setting(const struct policy *p, const char *name, size_t name_len)

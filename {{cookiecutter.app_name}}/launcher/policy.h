@@ -11,7 +11,13 @@ enum {
 	POLICY_MAX_LINE = 1024,
 	POLICY_MAX_RULES = 512,
 	POLICY_MAX_MESSAGE = 200,
+	POLICY_MAX_AUDIENCES = 16,
+	POLICY_MAX_AUDIENCE = 200,
 };
+
+/* The audience the identity broker forwards when the policy names none: Key Vault. */
+#define POLICY_DEFAULT_AUDIENCE "https://vault.azure.net"
+
 
 /* `allow NAME`, `allow PREFIX*`; deny also takes `*SUFFIX` and `*PART*` (then suffix is set). */
 struct pattern {
@@ -40,6 +46,12 @@ struct policy {
 	unsigned audit_line;
 	enum nonroot_mode nonroot;
 	unsigned nonroot_line;
+	/* `broker ACCOUNT`: the identity broker's account, or NULL (no broker: no identity variables). */
+	const char *broker;
+	unsigned broker_line;
+	/* `audience URL`: what the broker forwards (POLICY_DEFAULT_AUDIENCE when none is given). */
+	const char *audience[POLICY_MAX_AUDIENCES];
+	size_t n_audience;
 	struct pattern allow[POLICY_MAX_RULES];
 	size_t n_allow;
 	struct pattern deny[POLICY_MAX_RULES];
@@ -61,6 +73,12 @@ int policy_parse(char *text, size_t len, struct policy *policy, struct policy_er
 
 /* Whether the variable NAME (name_len bytes, not NUL-terminated) may pass from the host. */
 bool policy_allows(const struct policy *policy, const char *name, size_t name_len);
+
+/*
+ * IDENTITY_ENDPOINT and IDENTITY_HEADER: the platform's token endpoint and the header that
+ * unlocks it. Only the broker holds the platform's values; the policy can neither allow nor set them.
+ */
+bool policy_is_identity_variable(const char *name, size_t name_len);
 
 /* The set directive for NAME, or NULL. */
 const struct setting *policy_setting(const struct policy *policy, const char *name, size_t name_len);

@@ -21,6 +21,7 @@ LAUNCHER_DIR = Path(__file__).resolve().parents[1]
 SANITIZE = os.environ.get("LAUNCHER_SANITIZE") == "1"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 WORKER = "launchertest"
+BROKER = "launcherbroker"
 
 
 def reachable_by_anyone(path: str) -> bool:
@@ -44,7 +45,7 @@ def worker_python() -> str:
 # By its real path: the launcher checks that file's mode, not a symlink's.
 PYTHON = worker_python()
 
-EXIT_SYSTEM, EXIT_PRIVILEGE, EXIT_POLICY, EXIT_EXEC = 71, 77, 78, 126
+EXIT_BROKER, EXIT_SYSTEM, EXIT_PRIVILEGE, EXIT_POLICY, EXIT_EXEC = 69, 71, 77, 78, 126
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -108,18 +109,30 @@ def become(account: Account) -> Callable[[], None]:
     return switch
 
 
-@pytest.fixture(scope="session")
-def worker() -> Account:
-    """The account the launcher drops to; created if absent (CI machines are fresh)."""
+def system_account(name: str) -> Account:
+    """A system account, created if absent (CI machines are fresh)."""
     try:
-        entry = pwd.getpwnam(WORKER)
+        entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", WORKER],
+            ["useradd", "--system", "--user-group", "--no-create-home", "--shell",
+             "/usr/sbin/nologin", name],
             check=True,
-        )
-        entry = pwd.getpwnam(WORKER)
-    return Account(WORKER, entry.pw_uid, entry.pw_gid)
+        )  # fmt: skip
+        entry = pwd.getpwnam(name)
+    return Account(name, entry.pw_uid, entry.pw_gid)
+
+
+@pytest.fixture(scope="session")
+def worker() -> Account:
+    """The account the launcher drops to."""
+    return system_account(WORKER)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Account:
+    """The identity broker's account: neither root nor the worker's."""
+    return system_account(BROKER)
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +142,9 @@ def launcher() -> Iterator[Launcher]:
     workdir = Path(tempfile.mkdtemp(prefix="launcher-test-", dir="/tmp"))
     workdir.chmod(0o755)
     binary, policy = workdir / "launcher", workdir / "policy.conf"
+    # The broker's program beside the policy, where the launcher looks for it (BROKER_PATH).
+    shutil.copyfile(LAUNCHER_DIR / "identity_broker.py", workdir / "identity_broker.py")
+    (workdir / "identity_broker.py").chmod(0o644)
     target = ["sanitized"] if SANITIZE else []
     subprocess.run(
         ["make", "-s", "-C", LAUNCHER_DIR, *target, f"OUT={binary}", f"POLICY_PATH={policy}"],
@@ -145,6 +161,7 @@ def default_policy(worker: Account, extra: str = "") -> str:
     text = (LAUNCHER_DIR / "policy.conf").read_text()
     text = re.sub(r"(?m)^exec .*$", f"exec {PYTHON}", text)
     text = re.sub(r"(?m)^user .*$", f"user {worker.name}", text)
+    text = re.sub(r"(?m)^broker .*$", f"broker {BROKER}", text)
     return text + extra
 
 

@@ -45,7 +45,8 @@ SENSITIVE = [
 DANGEROUS = ["PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONHOME", "BASH_ENV"] + (
     [] if SANITIZE else ["LD_PRELOAD"]
 )
-# What a real host passes that the worker needs (values are not secret).
+# What a real host passes that the worker needs (values are not secret). The identity variables
+# are the broker's business: test_identity_broker.py.
 NEEDED = {
     "FUNCTIONS_WORKER_RUNTIME": "python",
     "FUNCTIONS_WORKER_RUNTIME_VERSION": "3.11",
@@ -53,8 +54,6 @@ NEEDED = {
     "LANG": "C.UTF-8",
     "WEBSITE_SITE_NAME": "app",
     "WEBSITE_INSTANCE_ID": "0123abcd",
-    "IDENTITY_ENDPOINT": "http://127.0.0.1:41741/msi/token",
-    "IDENTITY_HEADER": "identity-header-value",
     "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
     "KEY_VAULT_URL": "https://kv-app.vault.azure.net/",
     "SECRETS_REFRESH_SECONDS": "3600",

@@ -1,4 +1,4 @@
-"""TEST FIXTURE: a threaded HTTPS server on 127.0.0.1 that counts the requests it answers."""
+"""TEST FIXTURE: a threaded HTTPS (or plain HTTP) server on 127.0.0.1 that counts its requests."""
 
 import json
 import threading
@@ -31,25 +31,28 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 class CountingHTTPSServer(ThreadingHTTPServer):
-    """TLS on 127.0.0.1 at a free port, served from a daemon thread; `requests` counts calls."""
+    """TLS on 127.0.0.1 at a free port, served from a daemon thread; `requests` counts calls.
+    Without a CA it speaks plain HTTP, as App Service's own identity endpoint does."""
 
     daemon_threads = True
     # Twenty clients connect at once; the default backlog of 5 drops SYNs (1 s retransmits).
     request_queue_size = 128
 
-    def __init__(self, handler: type[QuietHandler], ca: TestCA) -> None:
+    def __init__(self, handler: type[QuietHandler], ca: TestCA | None) -> None:
         super().__init__(("127.0.0.1", 0), handler)
-        # The handshake runs in each request's thread, not serially in the accept loop.
-        self.socket = ca.server_context().wrap_socket(
-            self.socket, server_side=True, do_handshake_on_connect=False
-        )
+        self.scheme = "http" if ca is None else "https"
+        if ca is not None:
+            # The handshake runs in each request's thread, not serially in the accept loop.
+            self.socket = ca.server_context().wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._count_lock = threading.Lock()
         self.requests = 0
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
     def count_request(self) -> None:
         with self._count_lock:

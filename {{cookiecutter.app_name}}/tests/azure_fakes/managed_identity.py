@@ -4,7 +4,9 @@ Wire format as the real clients use it (MSAL's `_obtain_token_on_app_service`, c
 azure-identity's `ManagedIdentityCredential`): `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01
 &resource=...&client_id=...` with header `X-IDENTITY-HEADER: {IDENTITY_HEADER}`; the answer is
 `{"access_token", "expires_on" (epoch seconds as a string), "resource", "token_type", "client_id"}`.
-A wrong or missing header is refused with 400, as App Service does, and no token.
+A wrong or missing header is refused with 400, as App Service does, and no token. `received`
+lists every query it was sent (header checked or not), so tests can prove what never reached it.
+Without a CA it speaks plain HTTP on loopback, as App Service's endpoint does in a container.
 """
 
 import secrets
@@ -24,6 +26,7 @@ class _IdentityHandler(QuietHandler):
         self.server.count_request()
         url = urlsplit(self.path)
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        self.server.received.append(query)
         if url.path != "/msi/token" or query.get("api-version") != "2019-08-01":
             self.send_json(404, {"statusCode": 404, "message": "unknown endpoint or api-version"})
             return
@@ -57,11 +60,12 @@ class ManagedIdentityEndpoint(CountingHTTPSServer):
     """`endpoint` and `identity_header` are what App Service puts into IDENTITY_ENDPOINT and
     IDENTITY_HEADER; `issued` maps each token handed out to its resource (Key Vault checks it)."""
 
-    def __init__(self, ca: TestCA, client_id: str) -> None:
+    def __init__(self, ca: TestCA | None, client_id: str) -> None:
         super().__init__(_IdentityHandler, ca)
         self.client_id = client_id
         self.identity_header = secrets.token_hex(16)
         self.issued: dict[str, str] = {}
+        self.received: list[dict[str, str]] = []
         self.rejected = 0
 
     @property

@@ -1,0 +1,54 @@
+/* What launcher.c and broker.c share: exit statuses, the one way to fail, and the worker's last steps. */
+#ifndef LAUNCHER_LAUNCHER_H
+#define LAUNCHER_LAUNCHER_H
+
+#include "policy.h"
+
+#include <sys/types.h>
+
+#ifndef POLICY_PATH
+#define POLICY_PATH "/etc/launcher/policy.conf"
+#endif
+/* Beside the policy, and checked like it: root-owned, writable by nobody else. */
+#ifndef BROKER_PATH
+#define BROKER_PATH "/etc/launcher/identity_broker.py"
+#endif
+
+/* Exit statuses, documented in README.md; the worker's own statuses pass through unchanged. */
+enum {
+	EXIT_BROKER = 69,    /* the identity broker could not start, or died: the worker is not run, or stopped */
+	EXIT_SYSTEM = 71,    /* too many variables, close_range failed: the launcher cannot do its job */
+	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
+	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
+	EXIT_EXEC = 126,     /* execve of the interpreter failed */
+};
+
+/* One line on stderr, "launcher: " first, then _exit(status). */
+_Noreturn __attribute__((format(printf, 2, 3))) void die(int status, const char *fmt, ...);
+
+/* setgroups, setgid, setuid, then proof that root cannot be regained. */
+void drop_root(uid_t uid, gid_t gid);
+
+/* PR_SET_NO_NEW_PRIVS, descriptors above 2 closed, execve: the last steps of every worker start. */
+_Noreturn void exec_worker(const struct policy *policy, char **argv, char **env);
+
+/*
+ * The identity broker (broker.c): started as its own account with the platform's identity
+ * variables, it listens on loopback. Returns its pid and fills the worker's two identity entries.
+ */
+pid_t broker_start(const struct policy *policy, uid_t uid, gid_t gid, char *endpoint_entry, size_t endpoint_size,
+		   char *header_entry, size_t header_size);
+
+/* fork(); the child gets back the signal mask the launcher was started with. */
+pid_t fork_child(void);
+
+/* In a child, after the drop: die with the launcher (SIGKILL) rather than outlive it. */
+void die_with_parent(void);
+
+/* The launcher stays as the parent of broker and worker: signals in, exit status out (broker.c). */
+_Noreturn void supervise(pid_t broker, pid_t worker);
+
+/* Closes every descriptor from `first` up (close_range, or what /proc/self/fd lists). */
+void close_fds_from(unsigned first);
+
+#endif
