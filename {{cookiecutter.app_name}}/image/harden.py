@@ -18,6 +18,8 @@ from typing import NoReturn
 
 APP_DIR = Path("/home/site/wwwroot")
 POLICY = Path("/etc/launcher/policy.conf")
+# Where the launcher looks for the identity broker's program: beside the policy (BROKER_PATH).
+BROKER_PROGRAM = POLICY.with_name("identity_broker.py")
 # The directories a file-system walk must not enter: kernel views and the build's own mounts.
 PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 # Anything an attacker with code execution would reach for: shells, downloaders, interpreters
@@ -53,8 +55,8 @@ def walk(top: str) -> list[Path]:
     return found
 
 
-def ensure_worker(user: str) -> None:
-    """Create the worker's account unless the base already has it; it owns nothing."""
+def ensure_account(user: str) -> None:
+    """Create an account (the worker's, the broker's) unless the base already has it; it owns nothing."""
     if any(line.split(":")[0] == user for line in Path("/etc/passwd").read_text().splitlines()):
         return
     useradd = shutil.which("useradd")
@@ -103,6 +105,20 @@ def install_launcher(launcher: Path, python: Path, real: Path) -> list[Path]:
     if python not in replaced:
         fail(f"could not point {python} at the launcher.")
     return [installed, *replaced]
+
+
+def broker_account(policy: Path) -> str | None:
+    """The policy's `broker` account, if it names one."""
+    lines = [line.split() for line in policy.read_text().splitlines()]
+    accounts = [words[1] for words in lines if words[:1] == ["broker"] and len(words) > 1]
+    return accounts[0] if accounts else None
+
+
+def install_broker(source: Path) -> None:
+    """The identity broker's program, root-owned and read-only, where the launcher checks it."""
+    shutil.copyfile(source, BROKER_PROGRAM)
+    os.chown(BROKER_PROGRAM, 0, 0)
+    BROKER_PROGRAM.chmod(0o644)
 
 
 def install_policy(source: Path, real: Path) -> None:
@@ -178,13 +194,20 @@ def main() -> None:
     parser.add_argument("--worker-user", required=True)
     parser.add_argument("--launcher", type=Path, required=True)
     parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--broker", type=Path, required=True, help="identity_broker.py")
     args = parser.parse_args()
 
-    ensure_worker(args.worker_user)
+    ensure_account(args.worker_user)
+    broker = broker_account(args.policy)
+    if broker is not None:
+        if broker == args.worker_user:
+            fail(f"the policy's broker account {broker!r} is the worker's: give the broker its own.")
+        ensure_account(broker)
     python, real = resolve_host_python()
     replaced = install_launcher(args.launcher, python, real)
     args.launcher.unlink()  # the build's copy; the installed one is root's, beside the interpreter
     install_policy(args.policy, real)
+    install_broker(args.broker)
     paths = sysconfig.get_paths()
     libraries = {Path(paths[key]) for key in ("stdlib", "purelib", "platlib")}
     make_read_only([APP_DIR, real.parent, *libraries])

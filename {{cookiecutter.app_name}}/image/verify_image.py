@@ -20,9 +20,9 @@ from pathlib import Path
 from rootfs import RootFS, engine_run, export, image_env, inspect
 
 # What the Functions platform puts in the host's environment and the worker must never see
-# (the launcher's policy denies or does not allow each). IDENTITY_HEADER and IDENTITY_ENDPOINT
-# are absent on purpose: the worker needs them to reach its managed identity.
+# (the launcher's policy denies or does not allow each; IDENTITY_HEADER stays with the broker).
 SENSITIVE_VARIABLES = (
+    "IDENTITY_HEADER",
     "AzureWebJobsStorage", "AzureWebJobsDashboard", "AzureWebJobsSecretStorageSas",
     "AzureWebJobsSecretStorageKeyVaultClientSecret", "AzureWebJobsSecretStorageKeyVaultUri",
     "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "CONTAINER_ENCRYPTION_KEY",
@@ -151,6 +151,10 @@ def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]
 def verify(engine: str, image: str, user: str) -> list[Row]:
     marker = f"canary{secrets.token_hex(8)}"
     env = {name: f"{marker}-{name}" for name in SENSITIVE_VARIABLES}
+    # The platform's identity endpoint as in a custom container (nothing listens there: a
+    # forwarded request fails, a refused one never leaves the broker), and the app's identity.
+    env["IDENTITY_ENDPOINT"] = "http://127.0.0.1:8081/msi/token"
+    env["AZURE_CLIENT_ID"] = "00000000-0000-4000-8000-0000000000a1"
     env["AzureWebJobsStorage"] = (
         f"DefaultEndpointsProtocol=https;AccountName=canary;AccountKey={marker};"
         "EndpointSuffix=core.windows.net"

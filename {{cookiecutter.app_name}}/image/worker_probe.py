@@ -11,6 +11,8 @@ import os
 import pwd
 import sys
 import sysconfig
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,6 +85,59 @@ def no_new_privs() -> Result:
     return value == "1", f"NoNewPrivs: {value}"
 
 
+def identity_endpoint_is_the_brokers(marker: str) -> Result:
+    endpoint, header = os.environ.get("IDENTITY_ENDPOINT", ""), os.environ.get("IDENTITY_HEADER", "")
+    if marker in header:
+        return False, "the worker holds the platform's IDENTITY_HEADER"
+    brokered = endpoint.startswith("http://127.0.0.1:") and len(header) == 64
+    return brokered, f"IDENTITY_ENDPOINT {endpoint or '(none)'}, a {len(header)}-character header"
+
+
+def storage_token_refused() -> Result:
+    """What exploited code would try first: a token for the host's storage."""
+    endpoint, header = os.environ.get("IDENTITY_ENDPOINT", ""), os.environ.get("IDENTITY_HEADER", "")
+    if not endpoint:
+        return False, "no IDENTITY_ENDPOINT in the worker"
+    url = f"{endpoint}?api-version=2019-08-01&resource=https://storage.azure.com"
+    request = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": header})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+            return False, f"storage token request answered {answer.status}"
+    except urllib.error.HTTPError as error:
+        message = json.loads(error.read() or b"{}").get("message", "")
+        refused = error.code == 403 and "refused by the launcher's policy" in message
+        return refused, f"HTTP {error.code}: {message[:90]}"
+    except OSError as error:
+        return False, f"not answered by a broker: {type(error).__name__}"
+
+
+def broker_is_out_of_reach() -> Result:
+    """The broker holds the platform's header: its account is not the worker's, its /proc closed."""
+    try:
+        policy = Path("/etc/launcher/policy.conf").read_text().splitlines()
+    except OSError:
+        return False, "no launcher policy"
+    accounts = [line.split()[1] for line in policy if line.split()[:1] == ["broker"]]
+    if not accounts:
+        return False, "the policy names no broker"
+    broker_uid = pwd.getpwnam(accounts[0]).pw_uid
+    pids = [p for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == broker_uid]
+    if not pids or broker_uid in (0, os.getuid()):
+        return False, f"broker {accounts[0]} (uid {broker_uid}): {len(pids)} processes"
+    reachable = []
+    for pid in pids:
+        for what, attempt in (("environ", lambda: open(f"/proc/{pid}/environ", "rb").read()),
+                              ("mem", lambda: open(f"/proc/{pid}/mem", "rb").close()),
+                              ("signal", lambda: os.kill(int(pid), 0))):  # fmt: skip
+            try:
+                attempt()
+                reachable.append(f"{what} of {pid}")
+            except PermissionError:
+                pass
+    detail = f"broker {accounts[0]} uid {broker_uid}, pid {', '.join(pids)}"
+    return not reachable, f"{detail}: reached {', '.join(reachable)}" if reachable else f"{detail}: out of reach"
+
+
 def health_answers() -> Result:
     root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")  # noqa: SIM112
     os.chdir(root)
@@ -112,6 +167,9 @@ def main() -> None:
         "cannot write site-packages": lambda: cannot_write("site-packages", purelib),
         "cannot regain root": cannot_regain_root,
         "no_new_privs is set": no_new_privs,
+        "worker's identity endpoint is the broker": lambda: identity_endpoint_is_the_brokers(marker),
+        "storage token refused by the broker": storage_token_refused,
+        "broker's account and /proc out of reach": broker_is_out_of_reach,
         "function app imports, health answers": health_answers,
     }
     results: dict[str, Result] = {}
