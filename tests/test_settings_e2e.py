@@ -1,16 +1,19 @@
 """End to end (issue 5): in the hardened image, the stand-in host starts the worker through the
 launcher; `hello` reads its signing key from the generated project's local Key Vault (TEST
-FIXTURE) through the App Service managed-identity fake, both over TLS with a test CA; the
-platform's secret variables, filled with canaries, stay invisible to the worker.
+FIXTURE, over TLS with a test CA) with a token from the App Service managed-identity fake (plain
+HTTP, as the platform's endpoint is), asked through the launcher's identity broker; the
+platform's secret variables, its identity header included, stay invisible to the worker.
 
 The container shares the host's network (`--network host`) so that it reaches the fakes on
 127.0.0.1; the test CA is mounted read-only and named by REQUESTS_CA_BUNDLE. Images come from
 test_image's session cache (built once, not rebuilt here).
 """
 
+import contextlib
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import socket
 import sys
@@ -27,7 +30,7 @@ from test_image import VERSIONS, Built, build
 
 from conftest import show_in_log
 
-CLIENT_ID = "e2e-client-id-0000"
+CLIENT_ID = "e2e00000-0000-4000-8000-00000000c11d"
 SIGNING_KEY = "e2e-signing-key-" + secrets.token_hex(8)
 CONTAINER_CA = "/etc/ssl/test-ca.pem"
 # Secrets the platform puts into the host's environment (DESIGN.md); each gets a canary value.
@@ -83,6 +86,17 @@ def wait_until_running(base_url: str, deadline_seconds: float = 90) -> dict:
     pytest.fail(f"the stand-in host never reported Running: {last}")
 
 
+def worker_under(pid: int, uid: int) -> int:
+    """The process of the worker's account below pid (the launcher stays between host and worker)."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        status = Path(f"/proc/{child}/status").read_text()
+        if re.search(rf"^Uid:\s+{uid}\s", status, re.M):
+            return int(child)
+        with contextlib.suppress(LookupError):
+            return worker_under(int(child), uid)
+    raise LookupError(f"no process of uid {uid} below pid {pid}")
+
+
 def environ_of(host_pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{host_pid}/environ").read_bytes()
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
@@ -98,7 +112,7 @@ def azure(built: Built, tmp_path: Path) -> Iterator[tuple[object, object, Path]]
     tls, managed_identity, key_vault = fakes(built.project)
     ca = tls.make_test_ca(tmp_path)
     ca.ca_file.chmod(0o644)  # the worker user reads it through the read-only mount
-    identity = managed_identity.ManagedIdentityEndpoint(ca, CLIENT_ID)
+    identity = managed_identity.ManagedIdentityEndpoint(None, CLIENT_ID)
     vault = key_vault.FakeKeyVault(ca, identity)
     vault.set_secret("greeting-signing-key", SIGNING_KEY)
     identity.start()
@@ -132,8 +146,7 @@ def test_hello_signs_with_the_key_vault_secret_and_the_worker_sees_no_canary(
         status = wait_until_running(base_url)
         code, body = get(f"{base_url}/api/hello?name=e2e")
         host_pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
-        children = Path(f"/proc/{host_pid}/task/{host_pid}/children").read_text().split()
-        worker_environ = environ_of(int(children[0]))
+        worker_environ = environ_of(worker_under(host_pid, status["worker"]["uid"]))
         host_environ = environ_of(host_pid)
         logs = podman("logs", name).stdout + podman("logs", name).stderr
     finally:
@@ -148,12 +161,20 @@ def test_hello_signs_with_the_key_vault_secret_and_the_worker_sees_no_canary(
     assert answer == {"message": "Hello, e2e!", "signature": expected}
     assert status["worker"]["uid"] != 0
     assert identity.requests >= 1 and identity.rejected == 0, "token came by managed identity"
+    # Through the broker: only Key Vault, only the app's identity, and the platform's header
+    # never in the worker (its endpoint and header there are the broker's).
+    assert {(q["resource"], q["client_id"]) for q in identity.received} == {
+        ("https://vault.azure.net", CLIENT_ID)
+    }
+    assert worker_environ.get("IDENTITY_ENDPOINT", "").startswith("http://127.0.0.1:")
+    assert worker_environ.get("IDENTITY_ENDPOINT") != identity.endpoint
     assert vault.requests >= 2, "the challenge, then the authorised read"
     # The canaries really were given (the host holds them), and the worker has none of them.
     assert all(host_environ.get(key) == value for key, value in canaries.items())
     assert worker_environ.get("KEY_VAULT_URL") == vault.url
-    assert worker_environ.get("IDENTITY_HEADER") == identity.identity_header  # allowed on purpose
+    assert len(worker_environ.get("IDENTITY_HEADER", "")) == 64
     worker_text = "\0".join(worker_environ.values())
+    canaries["IDENTITY_HEADER"] = identity.identity_header
     for where, text in {"worker environ": worker_text, "container log": logs,
                         "response": body.decode()}.items():  # fmt: skip
         assert SIGNING_KEY not in text, f"the secret's value is in the {where}"

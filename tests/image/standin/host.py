@@ -193,11 +193,16 @@ class Worker:
             "functions": self.functions,
         }
         # What the kernel says, not only what the worker claims: the launcher's drop must show here.
+        # The process that connected may be a descendant of the one started (the launcher stays as
+        # its parent when it runs the identity broker); it counts only if it is one.
         if process and self.exit_code is None:
+            pid = self.reported.get("pid")
+            if not (isinstance(pid, int) and descends_from(pid, process.pid)):
+                pid = process.pid
             try:
                 fields = dict(
                     line.split(":", 1)
-                    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines()
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                 )
                 worker["uid"] = int(fields["Uid"].split()[1])
                 worker["gid"] = int(fields["Gid"].split()[1])
@@ -210,6 +215,18 @@ class Worker:
             "python": platform.python_version(),
             "worker": worker,
         }
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+    return False
 
 
 WORKER = Worker()
