@@ -124,3 +124,17 @@ def test_launcher_overhead_is_within_noise(
     match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(1)) <= RATIO_BOUND
+
+
+def test_identity_broker_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Printed into CI's log; the bounds only catch a broker gone badly wrong, not noise."""
+    result = run(
+        ["make", "-s", "-C", str(launcher_dir), "bench-broker", f"PYTHON={sys.executable}"],
+        timeout=600,
+    )
+    show_in_log(capsys, f"identity broker bench:\n{result.stdout}")
+    added = re.search(r"^ratio [\d.]+; the broker adds ([\d.]+) ms", result.stdout, re.M)
+    token = re.search(r"^the broker adds ([\d.]+) ms a token", result.stdout, re.M)
+    memory = re.search(r"^broker resident memory: ([\d.]+) MiB", result.stdout, re.M)
+    assert added and token and memory, result.stdout
+    assert float(added[1]) < 1000 and float(token[1]) < 100 and float(memory[1]) < 64

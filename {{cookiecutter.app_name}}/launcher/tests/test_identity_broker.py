@@ -3,7 +3,8 @@ reach, and only a Key Vault token for the app's own identity can be had.
 
 The platform's endpoint is the project's managed-identity test server (tests/azure_fakes), on plain
 HTTP as App Service's is; it records every query it receives, so a refusal is proven never to have
-reached it. The worker code uses the real azure-identity, copied where the worker account can read it.
+reached it. The worker code uses the real azure-identity, copied where the worker account can
+read it.
 """
 
 import json
@@ -30,7 +31,7 @@ from conftest import (
 )
 
 sys.path.insert(0, str(LAUNCHER_DIR.parent))  # the project root: its tests.azure_fakes
-from tests.azure_fakes.managed_identity import ManagedIdentityEndpoint  # noqa: E402
+from tests.azure_fakes.managed_identity import ManagedIdentityEndpoint
 
 APP_CLIENT_ID = "6f1c2b3a-0000-4000-8000-00000000a99a"
 HOST_CLIENT_ID = "0d5e7f11-0000-4000-8000-00000000b0b0"
@@ -56,7 +57,9 @@ def readable_copy(distributions: list[str], top: Path) -> Path:
             if not str(file).startswith("..") and source.is_file():
                 (top / file).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, top / file)
-        todo += [re.split(r"[ ;<>=!~\[(]", r)[0] for r in dist.requires or [] if "extra ==" not in r]
+        todo += [
+            re.split(r"[ ;<>=!~\[(]", r)[0] for r in dist.requires or [] if "extra ==" not in r
+        ]
     for path in [top, *top.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return top
@@ -78,13 +81,23 @@ def platform() -> Iterator[ManagedIdentityEndpoint]:
 
 
 def policy(worker: Account, broker: Account, site: Path, *extra: str) -> str:
-    return minimal_policy(worker, f"broker {broker.name}", "allow AZURE_CLIENT_ID", "nonroot filter",
-                          f"set PYTHONPATH={site}", "set PATH=/usr/bin:/bin", *extra)  # fmt: skip
+    return minimal_policy(
+        worker,
+        f"broker {broker.name}",
+        "allow AZURE_CLIENT_ID",
+        "nonroot filter",
+        f"set PYTHONPATH={site}",
+        "set PATH=/usr/bin:/bin",
+        *extra,
+    )
 
 
 def platform_env(platform: ManagedIdentityEndpoint) -> dict[str, str]:
-    return {"IDENTITY_ENDPOINT": platform.endpoint, "IDENTITY_HEADER": platform.identity_header,
-            "AZURE_CLIENT_ID": APP_CLIENT_ID}  # fmt: skip
+    return {
+        "IDENTITY_ENDPOINT": platform.endpoint,
+        "IDENTITY_HEADER": platform.identity_header,
+        "AZURE_CLIENT_ID": APP_CLIENT_ID,
+    }
 
 
 @pytest.fixture
@@ -148,32 +161,57 @@ print(json.dumps({"token": token.token}))
 """
 
 
-@pytest.mark.parametrize("kwargs", [{"client_id": APP_CLIENT_ID}, {}], ids=["app client id", "no identity named"])
+@pytest.mark.parametrize(
+    "kwargs", [{"client_id": APP_CLIENT_ID}, {}], ids=["app client id", "no identity named"]
+)
 def test_key_vault_token_for_the_app_identity_is_granted(
     brokered: Launcher, platform: ManagedIdentityEndpoint, kwargs: dict[str, str]
 ) -> None:
     report, _ = run_json(brokered, GET_TOKEN, platform_env(platform), json.dumps(kwargs), VAULT)
     assert platform.issued[report["token"]] == "https://vault.azure.net"
-    assert platform.received == [{"api-version": "2019-08-01", "resource": "https://vault.azure.net",
-                                  "client_id": APP_CLIENT_ID}]  # fmt: skip
+    assert platform.received == [
+        {
+            "api-version": "2019-08-01",
+            "resource": "https://vault.azure.net",
+            "client_id": APP_CLIENT_ID,
+        }
+    ]
     assert platform.rejected == 0
 
 
 # Each refused request: what azure-identity asks for, and what the error and audit line must name.
 REFUSALS = {
-    "storage": ({"client_id": APP_CLIENT_ID}, "https://storage.azure.com/.default",
-                "audience https://storage.azure.com is refused"),
-    "management": ({"client_id": APP_CLIENT_ID}, "https://management.azure.com/.default",
-                   "audience https://management.azure.com is refused"),
-    "graph": ({"client_id": APP_CLIENT_ID}, "https://graph.microsoft.com/.default",
-              "audience https://graph.microsoft.com is refused"),
-    "host's client id": ({"client_id": HOST_CLIENT_ID}, VAULT,
-                         f"identity client_id={HOST_CLIENT_ID} is refused"),
-    "object id": ({"identity_config": {"object_id": HOST_CLIENT_ID}}, VAULT,
-                  f"identity object_id={HOST_CLIENT_ID} is refused"),
-    "resource id": ({"identity_config": {"resource_id": "/subscriptions/0/host-identity"}}, VAULT,
-                    "identity mi_res_id=/subscriptions/0/host-identity is refused"),
-}  # fmt: skip
+    "storage": (
+        {"client_id": APP_CLIENT_ID},
+        "https://storage.azure.com/.default",
+        "audience https://storage.azure.com is refused",
+    ),
+    "management": (
+        {"client_id": APP_CLIENT_ID},
+        "https://management.azure.com/.default",
+        "audience https://management.azure.com is refused",
+    ),
+    "graph": (
+        {"client_id": APP_CLIENT_ID},
+        "https://graph.microsoft.com/.default",
+        "audience https://graph.microsoft.com is refused",
+    ),
+    "host's client id": (
+        {"client_id": HOST_CLIENT_ID},
+        VAULT,
+        f"identity client_id={HOST_CLIENT_ID} is refused",
+    ),
+    "object id": (
+        {"identity_config": {"object_id": HOST_CLIENT_ID}},
+        VAULT,
+        f"identity object_id={HOST_CLIENT_ID} is refused",
+    ),
+    "resource id": (
+        {"identity_config": {"resource_id": "/subscriptions/0/host-identity"}},
+        VAULT,
+        "identity mi_res_id=/subscriptions/0/host-identity is refused",
+    ),
+}
 TRY_TOKENS = """
 import json, sys
 from azure.identity import ManagedIdentityCredential
@@ -193,7 +231,9 @@ def test_other_audiences_and_identities_are_refused_before_the_platform(
 ) -> None:
     outcomes, stderr = run_json(brokered, TRY_TOKENS, platform_env(platform), json.dumps(REFUSALS))
     for name, (_, _, reason) in REFUSALS.items():
-        assert outcomes[name].startswith(("CredentialUnavailableError", "ClientAuthenticationError")), name
+        assert outcomes[name].startswith(
+            ("CredentialUnavailableError", "ClientAuthenticationError")
+        ), name
         assert reason in outcomes[name], outcomes[name]
         assert f"identity-broker: refused (403): {reason}" in stderr, name
     assert platform.received == [], "a refused request reached the platform"
@@ -205,7 +245,8 @@ def test_the_workers_header_is_refused_by_the_platform(
 ) -> None:
     code = """
 import json, os, sys, urllib.error, urllib.request
-url = sys.argv[1] + "?api-version=2019-08-01&resource=https://vault.azure.net&client_id=" + sys.argv[2]
+query = "?api-version=2019-08-01&resource=https://vault.azure.net&client_id=" + sys.argv[2]
+url = sys.argv[1] + query
 request = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": os.environ["IDENTITY_HEADER"]})
 try:
     print(json.dumps({"status": urllib.request.urlopen(request).status}))
@@ -221,8 +262,10 @@ def test_exit_status_and_death_by_signal_reach_the_host(
     brokered: Launcher, platform: ManagedIdentityEndpoint
 ) -> None:
     assert brokered.run(["-c", "raise SystemExit(7)"], env=platform_env(platform)).returncode == 7
-    killed = brokered.run(["-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-                          env=platform_env(platform))  # fmt: skip
+    killed = brokered.run(
+        ["-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+        env=platform_env(platform),
+    )
     assert killed.returncode == 128 + signal.SIGKILL
 
 
@@ -231,8 +274,13 @@ def children(pid: int) -> list[int]:
 
 
 def start(launcher: Launcher, code: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([launcher.binary, "-c", code], env=env, cwd="/",
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [launcher.binary, "-c", code],
+        env=env,
+        cwd="/",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def processes_of(pid: int, broker: Account, worker: Account) -> tuple[int, int]:
@@ -278,8 +326,10 @@ def test_broker_death_stops_the_worker(
     os.kill(broker_pid, signal.SIGKILL)
     _, err = process.communicate(timeout=DEADLINE_SECONDS)
     assert process.returncode == EXIT_BROKER
-    assert f"launcher: identity broker (pid {broker_pid}) ended with status 137: the worker was stopped" \
-        in err.decode()  # fmt: skip
+    assert (
+        f"launcher: identity broker (pid {broker_pid}) ended with status 137: "
+        "the worker was stopped" in err.decode()
+    )
     assert not Path(f"/proc/{worker_pid}").exists()
 
 
@@ -314,7 +364,9 @@ def test_orphans_of_the_worker_leave_no_zombie(
     process = start(brokered, ORPHAN, platform_env(platform))
     assert process.stdout
     worker_pid = int(process.stdout.readline())
-    broker_pid = next(c for c in children(process.pid) if os.stat(f"/proc/{c}").st_uid == broker.uid)
+    broker_pid = next(
+        c for c in children(process.pid) if os.stat(f"/proc/{c}").st_uid == broker.uid
+    )
     expected = {broker_pid, worker_pid}
     deadline = time.monotonic() + DEADLINE_SECONDS
     while set(children(process.pid)) != expected and time.monotonic() < deadline:
@@ -329,7 +381,8 @@ def test_orphans_of_the_worker_leave_no_zombie(
 # second start runs as the worker, not root, and must keep the broker's endpoint and header.
 REEXEC = """
 import json, os, sys
-print(json.dumps({"endpoint": os.environ["IDENTITY_ENDPOINT"], "header": os.environ["IDENTITY_HEADER"],
+environ = os.environ
+print(json.dumps({"endpoint": environ["IDENTITY_ENDPOINT"], "header": environ["IDENTITY_HEADER"],
                   "uid": os.getuid(), "executable": sys.executable}), flush=True)
 if sys.argv[1:] != ["again"]:
     os.execv(sys.executable, [sys.executable, sys.argv[0], "again"])
@@ -363,23 +416,51 @@ def test_no_platform_identity_means_no_broker_and_no_identity_variables(brokered
 # Start-up failures: (case, policy lines added, environment change, exit status, message).
 FAILURES = [
     ("no client id", [], {"AZURE_CLIENT_ID": None}, EXIT_BROKER, "AZURE_CLIENT_ID is not set"),
-    ("a client id that is no GUID", [], {"AZURE_CLIENT_ID": "a b&c"}, EXIT_BROKER,
-     "AZURE_CLIENT_ID is not a client id"),
-    ("endpoint without header", [], {"IDENTITY_HEADER": None}, EXIT_BROKER,
-     "IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not"),
-    ("header without endpoint", [], {"IDENTITY_ENDPOINT": None}, EXIT_BROKER,
-     "IDENTITY_HEADER is set but IDENTITY_ENDPOINT is not"),
-    ("an https endpoint", [], {"IDENTITY_ENDPOINT": "https://127.0.0.1:1/msi/token"}, EXIT_BROKER,
-     "exited with status 1 before it was ready"),
-]  # fmt: skip
+    (
+        "a client id that is no GUID",
+        [],
+        {"AZURE_CLIENT_ID": "a b&c"},
+        EXIT_BROKER,
+        "AZURE_CLIENT_ID is not a client id",
+    ),
+    (
+        "endpoint without header",
+        [],
+        {"IDENTITY_HEADER": None},
+        EXIT_BROKER,
+        "IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not",
+    ),
+    (
+        "header without endpoint",
+        [],
+        {"IDENTITY_ENDPOINT": None},
+        EXIT_BROKER,
+        "IDENTITY_HEADER is set but IDENTITY_ENDPOINT is not",
+    ),
+    (
+        "an https endpoint",
+        [],
+        {"IDENTITY_ENDPOINT": "https://127.0.0.1:1/msi/token"},
+        EXIT_BROKER,
+        "exited with status 1 before it was ready",
+    ),
+]
 
 
-@pytest.mark.parametrize("case, environment, status, message", [f[:1] + f[2:] for f in FAILURES],
-                         ids=[f[0] for f in FAILURES])  # fmt: skip
+@pytest.mark.parametrize(
+    "case, environment, status, message",
+    [f[:1] + f[2:] for f in FAILURES],
+    ids=[f[0] for f in FAILURES],
+)
 def test_a_broker_that_cannot_start_stops_the_launch_before_the_worker(
-    brokered: Launcher, platform: ManagedIdentityEndpoint, tmp_path: Path,
-    case: str, environment: dict[str, str | None], status: int, message: str,
-) -> None:  # fmt: skip
+    brokered: Launcher,
+    platform: ManagedIdentityEndpoint,
+    tmp_path: Path,
+    case: str,
+    environment: dict[str, str | None],
+    status: int,
+    message: str,
+) -> None:
     tmp_path.chmod(0o777)
     env = {**platform_env(platform), **environment}
     env = {name: value for name, value in env.items() if value is not None}
