@@ -37,10 +37,11 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
-// Two identities, because the platform's identity endpoint mints a token for any identity assigned
-// to the site, to whoever holds IDENTITY_HEADER; the worker's token broker (launcher/) forwards only
-// requests for the app's. learn.microsoft.com/azure/app-service/overview-managed-identity
-// ("REST endpoint reference": client_id picks a user-assigned identity assigned to the app).
+// Two identities: function code gets tokens for the app's (AZURE_CLIENT_ID), so it may only read the
+// vault's secrets; the host's runs storage, the image pull and telemetry. The platform's endpoint mints
+// a token for any identity assigned to the site to whoever holds IDENTITY_HEADER, so the worker must
+// never hold that header (launcher/README.md). learn.microsoft.com/azure/app-service/overview-managed-identity
+// ("REST endpoint reference": client_id picks one of the user-assigned identities assigned to the app).
 resource hostIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-${appName}-host'
   location: location
