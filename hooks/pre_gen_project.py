@@ -11,15 +11,21 @@ import sys
 # tojson escapes quotes and angle brackets, so no answer can break out of this literal.
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
+# Azure's rules: learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules
 NAME_RULES = {
     "project_name": (
         r"[^\x00-\x1f\x7f\"\\]{1,80}",
         "1 to 80 printable characters, without quotes or backslashes",
     ),
     "app_name": (
-        r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]",
-        "2 to 60 letters, digits and hyphens, not starting or ending with a hyphen"
-        " (Azure's rule for function app names)",
+        r"(?!.*--)[a-z0-9][a-z0-9-]{0,49}[a-z0-9]",
+        "2 to 51 lowercase letters, digits and hyphens, not starting or ending with a hyphen,"
+        " without two in a row (it names the image, whose repository must be lowercase, and the"
+        " function app, <app_name>-<unique_suffix>, which Azure allows 60 characters)",
+    ),
+    "unique_suffix": (
+        r"[a-z0-9]{0,8}",
+        "0 to 8 lowercase letters and digits (empty for none)",
     ),
     "resource_group": (
         r"[A-Za-z0-9_().-]{0,89}[A-Za-z0-9_()-]",
@@ -41,15 +47,44 @@ NAME_RULES = {
         " to 31 lowercase letters, digits, underscores or hyphens",
     ),
 }
+# Not asked: derived from app_name and unique_suffix (always valid when those are), but an answer
+# given with --extra-context or kept in .cruft.json may replace them.
+DERIVED_NAME_RULES = {
+    "__function_app_name": (
+        r"[A-Za-z0-9][A-Za-z0-9-]{0,58}[A-Za-z0-9]",
+        "2 to 60 letters, digits and hyphens, not starting or ending with a hyphen"
+        " (Azure's rule for function app names)",
+    ),
+    "__storage_account_name": (
+        r"[a-z0-9]{3,24}",
+        "3 to 24 lowercase letters and digits (Azure's rule for storage accounts)",
+    ),
+}
 SWITCHES = ("include_infra", "private_networking", "workshop")
 
 
+def name_problem(field: str, value: object, pattern: str, rule: str) -> str | None:
+    if isinstance(value, str) and re.fullmatch(pattern, value):
+        return None
+    hint = ""
+    if isinstance(value, str) and re.fullmatch(pattern, value.lower()):
+        hint = f"; use {value.lower()!r}"
+    return f"{field} {value!r} is invalid: it must be {rule}{hint}."
+
+
 def problems(answers: dict) -> list[str]:
-    found = []
-    for field, (pattern, rule) in NAME_RULES.items():
-        value = answers[field]
-        if not isinstance(value, str) or not re.fullmatch(pattern, value):
-            found.append(f"{field} {value!r} is invalid: it must be {rule}.")
+    found = [
+        problem
+        for field, (pattern, rule) in NAME_RULES.items()
+        if (problem := name_problem(field, answers[field], pattern, rule))
+    ]
+    # A bad app_name or unique_suffix already names the cause; its derived names would repeat it.
+    if not any(problem.split()[0] in ("app_name", "unique_suffix") for problem in found):
+        found += [
+            problem
+            for field, (pattern, rule) in DERIVED_NAME_RULES.items()
+            if (problem := name_problem(field, answers.get(field), pattern, rule))
+        ]
     versions = answers["_supported_python_versions"]
     if answers["python_version"] not in versions:
         found.append(

@@ -1,5 +1,7 @@
-"""Every class of bad answer is refused with a sentence naming it, and nothing is left behind."""
+"""Every class of bad answer is refused with a sentence naming it, and nothing is left behind;
+names derived from any free text are valid, and the globally unique ones carry the unique part."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -9,9 +11,17 @@ from conftest import TEMPLATE
 
 BAD_ANSWERS = [
     ("app_name", "-bad-", "app_name '-bad-' is invalid"),
-    ("app_name", "a", "2 to 60 letters"),
-    ("app_name", "x" * 61, "2 to 60 letters"),
+    ("app_name", "a", "2 to 51 lowercase letters"),
+    ("app_name", "x" * 52, "2 to 51 lowercase letters"),
     ("app_name", "has_underscore", "app_name 'has_underscore' is invalid"),
+    ("app_name", "Orders-API", "repository must be lowercase, and the function app, <app_name>-"
+                               "<unique_suffix>, which Azure allows 60 characters); use 'orders-api'."),
+    ("app_name", "orders--api", "without two in a row"),
+    ("unique_suffix", "AB12", "0 to 8 lowercase letters and digits (empty for none); use 'ab12'."),
+    ("unique_suffix", "a-b", "unique_suffix 'a-b' is invalid"),
+    ("unique_suffix", "x" * 9, "0 to 8 lowercase letters and digits"),
+    ("__function_app_name", "-x-", "2 to 60 letters, digits and hyphens"),
+    ("__storage_account_name", "has-hyphen", "3 to 24 lowercase letters and digits"),
     ("acr_name", "abcd", "5 to 50 letters and digits"),
     ("acr_name", "with-hyphen", "acr_name 'with-hyphen' is invalid"),
     ("acr_name", "a" * 51, "5 to 50 letters and digits"),
@@ -38,15 +48,26 @@ VALID = {"app_name": "demo-app", "acr_name": "demoacr01", "key_vault_name": "kv-
          "resource_group": "rg-demo"}
 
 
-def bake_cli(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+def bake_cli(tmp_path: Path, *answers: str, valid: dict[str, str] = VALID,
+             options: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     out = tmp_path / "out"
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     given = {answer.split("=", 1)[0] for answer in answers}
-    defaults = [f"{key}={value}" for key, value in VALID.items() if key not in given]
+    defaults = [f"{key}={value}" for key, value in valid.items() if key not in given]
     return subprocess.run(
-        ["cookiecutter", "--no-input", str(TEMPLATE), "-o", str(out), *defaults, *answers],
+        ["cookiecutter", "--no-input", *options, str(TEMPLATE), "-o", str(out), *defaults, *answers],
         capture_output=True, text=True, check=False,
     )
+
+
+def baked_names(project: Path) -> dict[str, str]:
+    """The Azure names a bake wrote: the Bicep's parameter defaults and the pipeline's app name."""
+    bicep = (project / "infra/main.bicep").read_text()
+    names = dict(re.findall(r"(?m)^param (\w+) string = '([^']*)'$", bicep))
+    pipeline = (project / ".github/workflows/pipeline.yml").read_text()
+    names["pipeline"] = re.search(r"(?m)^  APP_NAME: (\S+)$", pipeline).group(1)
+    names["directory"] = project.name
+    return {key: value for key, value in names.items() if key not in ("location", "environmentName")}
 
 
 @pytest.mark.parametrize(("field", "value", "message"), BAD_ANSWERS)
@@ -90,3 +111,83 @@ def test_an_answer_cannot_inject_code_into_the_hook(tmp_path: Path) -> None:
     result = bake_cli(tmp_path, f"project_name={payload}")
     assert result.returncode != 0
     assert not marker.exists()
+
+
+# The issue's examples and other free text: each bakes, with names that follow Azure's rules.
+FREE_TEXT = {
+    "Payments & Refunds (EU)": {
+        "directory": "payments-refunds-eu", "appName": "payments-refunds-eu-u1",
+        "pipeline": "payments-refunds-eu-u1", "acrName": "paymentsrefundseuu1acr",
+        "keyVaultName": "kv-payments-refunds-e-u1", "storageAccountName": "paymentsrefundseuu1st",
+        "image": "payments-refunds-eu:initial",
+    },
+    "Orders  API": {
+        "directory": "orders-api", "appName": "orders-api-u1", "pipeline": "orders-api-u1",
+        "acrName": "ordersapiu1acr", "keyVaultName": "kv-orders-api-u1",
+        "storageAccountName": "ordersapiu1st", "image": "orders-api:initial",
+    },
+    "!!!": {
+        "directory": "functions-app", "appName": "functions-app-u1", "pipeline": "functions-app-u1",
+        "acrName": "functionsappu1acr", "keyVaultName": "kv-functions-app-u1",
+        "storageAccountName": "functionsappu1st", "image": "functions-app:initial",
+    },
+    "Über Café 2025 édition: ticketing & billing back-end for all regions": {
+        "directory": "uber-cafe-2025-edition-ticketing-billing",
+        "appName": "uber-cafe-2025-edition-ticketing-billing-u1",
+        "pipeline": "uber-cafe-2025-edition-ticketing-billing-u1",
+        "acrName": "ubercafe2025editionticketingbillingu1acr", "keyVaultName": "kv-uber-cafe-2025-edi-u1",
+        "storageAccountName": "ubercafe2025editiontu1st",
+        "image": "uber-cafe-2025-edition-ticketing-billing:initial",
+    },
+}
+
+
+@pytest.mark.parametrize("project_name", FREE_TEXT)
+def test_names_derived_from_free_text_are_valid(tmp_path: Path, project_name: str) -> None:
+    result = bake_cli(tmp_path, f"project_name={project_name}", "unique_suffix=u1", valid={})
+    assert result.returncode == 0, result.stderr
+    (project,) = (tmp_path / "out").iterdir()
+    assert baked_names(project) == FREE_TEXT[project_name]
+
+
+GLOBALLY_UNIQUE = ("appName", "acrName", "keyVaultName", "storageAccountName")
+
+
+def test_two_bakes_with_default_answers_do_not_collide(tmp_path: Path) -> None:
+    first, second = (tmp_path / "first", tmp_path / "second")
+    for place in (first, second):
+        place.mkdir()
+        assert bake_cli(place, valid={}).returncode == 0
+    names = [baked_names(place / "out" / "hardened-functions-app") for place in (first, second)]
+    for name in GLOBALLY_UNIQUE:
+        assert names[0][name] != names[1][name], name
+    assert names[0]["image"] == names[1]["image"] == "hardened-functions-app:initial"
+
+
+def test_the_replayed_answers_give_the_same_names(tmp_path: Path) -> None:
+    """The unique part is drawn once, then kept with the answers (cookiecutter's replay file,
+    cruft's .cruft.json), so re-rendering the project never renames its resources."""
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cache'}\n")
+    (tmp_path / "first").mkdir()
+    assert bake_cli(tmp_path / "first", valid={}, options=("--config-file", str(config))).returncode == 0
+    (replay,) = (tmp_path / "replay").iterdir()
+    (tmp_path / "again").mkdir()
+    again = subprocess.run(
+        ["cookiecutter", "--replay-file", str(replay), str(TEMPLATE), "-o", str(tmp_path / "again" / "out")],
+        capture_output=True, text=True, check=False,
+    )
+    assert again.returncode == 0, again.stderr
+    first, second = (baked_names(tmp_path / place / "out" / "hardened-functions-app")
+                     for place in ("first", "again"))
+    assert first == second
+    assert first["appName"] != "hardened-functions-app"
+
+
+def test_an_empty_unique_suffix_gives_the_names_without_one(tmp_path: Path) -> None:
+    assert bake_cli(tmp_path, "unique_suffix=", valid={}).returncode == 0
+    names = baked_names(tmp_path / "out" / "hardened-functions-app")
+    assert {name: names[name] for name in GLOBALLY_UNIQUE} == {
+        "appName": "hardened-functions-app", "acrName": "hardenedfunctionsappacr",
+        "keyVaultName": "kv-hardened-functions-a", "storageAccountName": "hardenedfunctionsappst",
+    }

@@ -1,5 +1,6 @@
 """The generated Bicep, parsed with pycep (the parser checkov uses): every security property the
-design promises, and no secret in any app setting, with private networking on and off."""
+design promises, no secret in any app setting, and two identities, the app's holding nothing but
+Key Vault Secrets User on its vault, with private networking on and off."""
 
 import json
 import re
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pycep import BicepParser
 
 from conftest import TEMPLATE
@@ -33,6 +35,7 @@ REQUIRED_SETTINGS = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING": None,
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": None,
 }
+SUFFIX = "t3st01"
 ROLE_IDS = {
     "acrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
     "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
@@ -50,7 +53,7 @@ def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     private = request.param
     out = tmp_path_factory.mktemp(f"infra-private-{private}")
     project = cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out),
-                           extra_context={"private_networking": private})
+                           extra_context={"private_networking": private, "unique_suffix": SUFFIX})
     return Path(project), private
 
 
@@ -72,6 +75,39 @@ def the(bicep: dict[str, Any], type_: str) -> dict[str, Any]:
 def app_settings(bicep: dict[str, Any]) -> dict[str, Any]:
     site = the(bicep, "Microsoft.Web/sites")
     return {s["name"]: s["value"] for s in site["properties"]["siteConfig"]["appSettings"]}
+
+
+def accessor(expression: Any) -> list[str]:
+    """A property access as names: appIdentity.properties.clientId -> [appIdentity, properties, clientId]."""
+    if isinstance(expression, str):
+        return [expression]
+    operands = expression["operator"]["operands"]
+    return [*accessor(operands["operand_1"]), *accessor(operands["operand_2"])]
+
+
+def grants(bicep: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Every role assignment as (identity resource, role in `roles`, scope resource)."""
+    found = []
+    for config in resources_of(bicep, "Microsoft.Authorization/roleAssignments"):
+        if "loop_type" in config:  # one assignment per role of the loop's array
+            body = config["config"]
+            roles = [accessor(item)[-1] for item in config["loop_type"]["detail"]["array_name"]]
+        else:
+            body = config
+            role_id = body["properties"]["roleDefinitionId"]["function"]["parameters"]
+            roles = [accessor(role_id["resource_name_1"])[-1]]
+        principal = accessor(body["properties"]["principalId"])
+        assert principal[1:] == ["properties", "principalId"], principal
+        found += [(principal[0], role, body["scope"]) for role in roles]
+    return found
+
+
+def grants_of(bicep: dict[str, Any], identity: str) -> list[tuple[str, str]]:
+    return sorted((role, scope) for principal, role, scope in grants(bicep) if principal == identity)
+
+
+def parameter_defaults(bicep: dict[str, Any]) -> dict[str, Any]:
+    return {name: parameter.get("default") for name, parameter in bicep["parameters"].items()}
 
 
 def secret_settings(settings: dict[str, Any]) -> list[str]:
@@ -121,7 +157,8 @@ def test_function_app_is_hardened_and_pulls_by_identity(baked: tuple[Path, bool]
     assert site["kind"] == "functionapp,linux,container"
     assert site["identity"]["type"] == "UserAssigned"
     assert props["httpsOnly"] is True
-    assert props["keyVaultReferenceIdentity"], "keyVaultReferenceIdentity"
+    # Key Vault references would resolve secrets into the host's environment (README, security model).
+    assert "keyVaultReferenceIdentity" not in props
     assert config["linuxFxVersion"].startswith("DOCKER|${registry.properties.loginServer}/")
     assert config["acrUseManagedIdentityCreds"] is True
     assert "clientId" in json.dumps(config["acrUserManagedIdentityID"])
@@ -184,6 +221,48 @@ def test_identity_gets_exactly_the_roles_it_needs(baked: tuple[Path, bool]) -> N
         assert broad not in (project / "infra" / "main.bicep").read_text()
 
 
+def test_the_app_identity_may_read_its_vault_and_nothing_else(baked: tuple[Path, bool]) -> None:
+    project, _ = baked
+    bicep = parse(project / "infra" / "main.bicep")
+    identities = {name for name, r in bicep["resources"].items()
+                  if r["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"}
+    assert identities == {"hostIdentity", "appIdentity"}
+    assert {principal for principal, _, _ in grants(bicep)} == identities
+    assert grants_of(bicep, "appIdentity") == [("keyVaultSecretsUser", "vault")]
+    assert grants_of(bicep, "hostIdentity") == sorted([
+        ("acrPull", "registry"), ("monitoringMetricsPublisher", "insights"),
+        ("storageBlobDataOwner", "storage"), ("storageQueueDataContributor", "storage"),
+        ("storageTableDataContributor", "storage"),
+    ])
+
+
+def test_the_host_identity_pulls_runs_storage_and_sends_telemetry(baked: tuple[Path, bool]) -> None:
+    project, _ = baked
+    bicep = parse(project / "infra" / "main.bicep")
+    site = the(bicep, "Microsoft.Web/sites")
+    settings = app_settings(bicep)
+    host_client_id = ["hostIdentity", "properties", "clientId"]
+    assert accessor(settings["AzureWebJobsStorage__clientId"]) == host_client_id
+    assert accessor(site["properties"]["siteConfig"]["acrUserManagedIdentityID"]) == host_client_id
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == (
+        "Authorization=AAD;ClientId=${hostIdentity.properties.clientId}")
+    assert accessor(settings["AZURE_CLIENT_ID"]) == ["appIdentity", "properties", "clientId"]
+    # Both assigned to the site: the platform's endpoint mints tokens only for assigned identities.
+    assert set(site["identity"]["userAssignedIdentities"]) == {
+        "'${hostIdentity.id}'", "'${appIdentity.id}'"}
+
+
+def test_the_identity_checks_catch_one_identity_for_both(baked: tuple[Path, bool], tmp_path: Path) -> None:
+    """The template as it was before the split: the worker's identity ran storage and the registry."""
+    project, _ = baked
+    shared = (project / "infra" / "main.bicep").read_text().replace("appIdentity.", "hostIdentity.")
+    (tmp_path / "main.bicep").write_text(shared)
+    bicep = parse(tmp_path / "main.bicep")
+    assert grants_of(bicep, "appIdentity") == []
+    assert ("keyVaultSecretsUser", "vault") in grants_of(bicep, "hostIdentity")
+    assert accessor(app_settings(bicep)["AZURE_CLIENT_ID"])[0] == "hostIdentity"
+
+
 def test_private_networking_adds_endpoints_zones_and_links(baked: tuple[Path, bool]) -> None:
     project, private = baked
     network = project / "infra" / "network.bicep"
@@ -205,14 +284,48 @@ def test_private_networking_adds_endpoints_zones_and_links(baked: tuple[Path, bo
     assert "Microsoft.Web/serverFarms" in delegations
 
 
-def test_parameters_file_and_azd_manifest_match_the_template(baked: tuple[Path, bool]) -> None:
+def test_every_parameter_defaults_to_the_answers(baked: tuple[Path, bool]) -> None:
+    """`az deployment group create -f infra/main.bicep` needs no parameters file."""
+    project, _ = baked
+    defaults = parameter_defaults(parse(project / "infra" / "main.bicep"))
+    assert defaults == {
+        "location": "westeurope", "environmentName": "", "appName": f"hardened-functions-app-{SUFFIX}",
+        "acrName": f"hardenedfunctionsapp{SUFFIX}acr", "keyVaultName": f"kv-hardened-funct-{SUFFIX}",
+        "storageAccountName": f"hardenedfunction{SUFFIX}st", "image": "hardened-functions-app:initial",
+    }
+
+
+def test_azd_takes_its_environment_and_deploys_the_image_to_the_app(baked: tuple[Path, bool]) -> None:
     project, _ = baked
     bicep = parse(project / "infra" / "main.bicep")
     parameters = json.loads((project / "infra" / "main.parameters.json").read_text())["parameters"]
+    assert parameters == {"environmentName": {"value": "${AZURE_ENV_NAME}"},
+                          "location": {"value": "${AZURE_LOCATION}"}}
     assert set(parameters) <= set(bicep["parameters"])
-    assert parameters["appName"]["value"] == "hardened-functions-app"
-    assert parameters["location"]["value"] == "westeurope"
-    assert "provider: bicep" in (project / "azure.yaml").read_text()
+    manifest = yaml.safe_load((project / "azure.yaml").read_text())
+    assert manifest["name"] == "hardened-functions-app"
+    assert manifest["infra"] == {"provider": "bicep", "path": "infra", "module": "main"}
+    (service,) = manifest["services"].values()
+    defaults = parameter_defaults(bicep)
+    assert service["host"] == "function" and service["language"] == "docker"
+    assert service["resourceName"] == defaults["appName"]
+    assert service["docker"] == {"path": "./Dockerfile", "registry": f"{defaults['acrName']}.azurecr.io",
+                                 "image": defaults["image"].split(":")[0]}
+    assert service["hooks"]["prepackage"]["run"] == "make image verify-image"
+    # azd builds the Dockerfile's last stage (its docker options take no target).
+    stages = re.findall(r"(?m)^FROM \S+ AS (\S+)$", (project / "Dockerfile").read_text())
+    assert stages[-1] == "hardened"
+
+
+def test_pipeline_readme_and_bicep_name_the_same_resources(baked: tuple[Path, bool]) -> None:
+    project, _ = baked
+    defaults = parameter_defaults(parse(project / "infra" / "main.bicep"))
+    pipeline = yaml.safe_load((project / ".github" / "workflows" / "pipeline.yml").read_text())["env"]
+    assert pipeline["APP_NAME"] == defaults["appName"]
+    assert pipeline["IMAGE"] == f"{defaults['acrName']}.azurecr.io/{defaults['image'].split(':')[0]}"
+    readme = (project / "README.md").read_text()
+    for name in ("appName", "acrName", "keyVaultName", "storageAccountName"):
+        assert f"`{defaults[name]}`" in readme, name
 
 
 def test_no_infra_bake_has_no_azd_manifest(bake) -> None:

@@ -1,12 +1,17 @@
-// Everything {{ cookiecutter.app_name }} runs on, with no stored credential: the app reaches the
-// registry, the vault, storage and Application Insights with one user-assigned managed identity.
-// Deploy: az deployment group create -g {{ cookiecutter.resource_group }} -f infra/main.bicep -p infra/main.parameters.json
+// Everything {{ cookiecutter.app_name }} runs on, with no stored credential and two user-assigned
+// managed identities: the host's (the platform pulls the image with it; the Functions host runs its
+// storage and sends telemetry with it) and the app's (function code reads the vault with it, nothing else).
+// Deploy: az deployment group create -g {{ cookiecutter.resource_group }} -f infra/main.bicep
+// (the parameters' defaults are the bake's answers; infra/main.parameters.json is azd's, see azure.yaml).
 
 @description('Azure region for every resource.')
 param location string = '{{ cookiecutter.azure_region }}'
 
-@description('Function app name (globally unique; also the image repository name).')
-param appName string = '{{ cookiecutter.app_name }}'
+@description('azd environment name (AZURE_ENV_NAME), tagged on every resource as azd-env-name; empty outside azd.')
+param environmentName string = ''
+
+@description('Function app name (globally unique); also starts the names inside the resource group.')
+param appName string = '{{ cookiecutter.__function_app_name }}'
 
 @description('Container registry name (globally unique, letters and digits).')
 param acrName string = '{{ cookiecutter.acr_name }}'
@@ -15,10 +20,12 @@ param acrName string = '{{ cookiecutter.acr_name }}'
 param keyVaultName string = '{{ cookiecutter.key_vault_name }}'
 
 @description('Storage account for the Functions host (3-24 lower-case letters and digits).')
-param storageAccountName string = '{{ (cookiecutter.app_name | replace('-', '') | lower)[:22] }}st'
+param storageAccountName string = '{{ cookiecutter.__storage_account_name }}'
 
 @description('Image inside the registry, `repository:tag` or `repository@sha256:...`; the pipeline deploys by digest.')
-param image string = '${appName}:initial'
+param image string = '{{ cookiecutter.app_name }}:initial'
+
+var tags = empty(environmentName) ? {} : { 'azd-env-name': environmentName }
 
 // Built-in role definition IDs (the same in every tenant).
 var roles = {
@@ -30,14 +37,27 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
-resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${appName}'
+// Two identities: function code gets tokens for the app's (AZURE_CLIENT_ID), so it may only read the
+// vault's secrets; the host's runs storage, the image pull and telemetry. The platform's endpoint mints
+// a token for any identity assigned to the site to whoever holds IDENTITY_HEADER, so the worker must
+// never hold that header (launcher/README.md). learn.microsoft.com/azure/app-service/overview-managed-identity
+// ("REST endpoint reference": client_id picks one of the user-assigned identities assigned to the app).
+resource hostIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${appName}-host'
   location: location
+  tags: tags
+}
+
+resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${appName}-app'
+  location: location
+  tags: tags
 }
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${appName}'
   location: location
+  tags: tags
   properties: {
     sku: { name: 'PerGB2018' }
     retentionInDays: 30
@@ -45,10 +65,11 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
 }
 
 // Local (instrumentation key) authentication is off, so the connection string in the app settings
-// is an address, not a credential: telemetry is accepted only with an Entra token of the identity.
+// is an address, not a credential: telemetry is accepted only with an Entra token of the host's identity.
 resource insights 'Microsoft.Insights/components@2020-02-02' = {
   name: 'appi-${appName}'
   location: location
+  tags: tags
   kind: 'web'
   properties: {
     Application_Type: 'web'
@@ -60,6 +81,7 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   name: acrName
   location: location
+  tags: tags
 {%- if cookiecutter.private_networking %}
   //checkov:skip=CKV_AZURE_164: ACR's Docker Content Trust is deprecated; the pipeline deploys by digest and pushes provenance and SBOM attestations (sign with Notation if you need signatures)
   //checkov:skip=CKV_AZURE_233: zone redundancy fails in regions without availability zones; set zoneRedundancy: 'Enabled' where the region has them
@@ -89,6 +111,7 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: keyVaultName
   location: location
+  tags: tags
   properties: {
     tenantId: subscription().tenantId
     sku: { family: 'A', name: 'standard' }
@@ -105,7 +128,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 {%- endif %}
   }
 {%- if not cookiecutter.private_networking %}
-  //checkov:skip=CKV_AZURE_109: without the private_networking switch the app reaches the vault over the internet (with its identity and RBAC); bake with private_networking=true for a private endpoint and a deny-all firewall
+  //checkov:skip=CKV_AZURE_109: without the private_networking switch the app reaches the vault over the internet (with the app's identity and RBAC); bake with private_networking=true for a private endpoint and a deny-all firewall
   //checkov:skip=CKV_AZURE_189: public network access stays on without the private_networking switch; bake with private_networking=true to close it
 {%- endif %}
 }
@@ -113,6 +136,7 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: storageAccountName
   location: location
+  tags: tags
   kind: 'StorageV2'
   sku: { name: 'Standard_LRS' }
   properties: {
@@ -132,51 +156,55 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
   //checkov:skip=CKV_AZURE_206: the host keeps only leases, queues and timer state here; locally redundant storage suffices and is offered in every region; use Standard_GZRS where the region has zones and a failover design needs it
 {%- if not cookiecutter.private_networking %}
-  //checkov:skip=CKV_AZURE_35: an EP plan without the private_networking switch reaches storage from shared outbound addresses, so the firewall must allow them (access still needs the identity; shared keys are off); bake with private_networking=true for deny-all
+  //checkov:skip=CKV_AZURE_35: an EP plan without the private_networking switch reaches storage from shared outbound addresses, so the firewall must allow them (access still needs the host's identity; shared keys are off); bake with private_networking=true for deny-all
   //checkov:skip=CKV_AZURE_59: public network access stays on without the private_networking switch; bake with private_networking=true to close it
 {%- endif %}
 }
 
-// What the identity may do, and nothing else: pull images, read secrets, run the host's storage
-// (blob leases and containers, queues, tables) and publish telemetry.
+// What the host's identity may do, and nothing else: pull images (AcrPull), run the host's storage
+// (Blob Data Owner: leases, containers, its key store; Table Data Contributor: diagnostic events;
+// Queue Data Contributor: queue triggers and the blob trigger's queue; learn.microsoft.com/azure/
+// azure-functions/functions-reference, "Connecting to host storage with an identity") and publish
+// telemetry (Monitoring Metrics Publisher, which APPLICATIONINSIGHTS_AUTHENTICATION_STRING needs).
 resource acrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(registry.id, identity.id, roles.acrPull)
+  name: guid(registry.id, hostIdentity.id, roles.acrPull)
   scope: registry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPull)
-    principalId: identity.properties.principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, identity.id, roles.keyVaultSecretsUser)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: identity.properties.principalId
+    principalId: hostIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
 
 resource storageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for role in [roles.storageBlobDataOwner, roles.storageQueueDataContributor, roles.storageTableDataContributor]: {
-    name: guid(storage.id, identity.id, role)
+    name: guid(storage.id, hostIdentity.id, role)
     scope: storage
     properties: {
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role)
-      principalId: identity.properties.principalId
+      principalId: hostIdentity.properties.principalId
       principalType: 'ServicePrincipal'
     }
   }
 ]
 
 resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(insights.id, identity.id, roles.monitoringMetricsPublisher)
+  name: guid(insights.id, hostIdentity.id, roles.monitoringMetricsPublisher)
   scope: insights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
-    principalId: identity.properties.principalId
+    principalId: hostIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// What the app's identity may do: read this vault's secret values, and nothing else.
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appIdentity.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
@@ -186,6 +214,7 @@ module network 'network.bicep' = {
   name: 'network'
   params: {
     location: location
+    tags: tags
     appName: appName
     registryId: registry.id
     vaultId: vault.id
@@ -197,6 +226,7 @@ module network 'network.bicep' = {
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: 'plan-${appName}'
   location: location
+  tags: tags
   kind: 'elastic'
   sku: { name: 'EP1', tier: 'ElasticPremium' }
   properties: {
@@ -210,10 +240,12 @@ resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
 resource app 'Microsoft.Web/sites@2023-12-01' = {
   name: appName
   location: location
+  tags: tags
   kind: 'functionapp,linux,container'
+  // Both assigned: the platform mints tokens only for identities assigned to the site.
   identity: {
     type: 'UserAssigned'
-    userAssignedIdentities: { '${identity.id}': {} }
+    userAssignedIdentities: { '${hostIdentity.id}': {}, '${appIdentity.id}': {} }
   }
   //checkov:skip=CKV_AZURE_222: the app serves public HTTP by design (private_networking closes its dependencies, not its front door); put it behind Front Door or API Management with a private endpoint to close it
   //checkov:skip=CKV_AZURE_17: callers authenticate with function keys or Entra tokens, not client certificates; enable clientCertEnabled for mutual-TLS callers
@@ -221,7 +253,6 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
-    keyVaultReferenceIdentity: identity.id
 {%- if cookiecutter.private_networking %}
     virtualNetworkSubnetId: network.outputs.appSubnetId
     vnetRouteAllEnabled: true
@@ -230,7 +261,10 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
     siteConfig: {
       linuxFxVersion: 'DOCKER|${registry.properties.loginServer}/${image}'
       acrUseManagedIdentityCreds: true
-      acrUserManagedIdentityID: identity.properties.clientId
+      // learn.microsoft.com/azure/app-service/configure-custom-container ("Use managed identity to pull
+      // image from Azure Container Registry"); Azure/app-service-linux-docs,
+      // HowTo/use_user-assigned_managed_identities.md.
+      acrUserManagedIdentityID: hostIdentity.properties.clientId
       ftpsState: 'Disabled'
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -242,17 +276,24 @@ resource app 'Microsoft.Web/sites@2023-12-01' = {
 {%- if cookiecutter.private_networking %}
       vnetRouteAllEnabled: true
 {%- endif %}
+      // No @Microsoft.KeyVault(...) reference: the platform would resolve it into the host's
+      // environment, the place the launcher keeps secrets away from; settings/ reads the vault in-process.
       appSettings: [
         { name: 'FUNCTIONS_EXTENSION_VERSION', value: '~4' }
         { name: 'FUNCTIONS_WORKER_RUNTIME', value: 'python' }
         { name: 'WEBSITES_ENABLE_APP_SERVICE_STORAGE', value: 'false' }
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
         { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
-        { name: 'AzureWebJobsStorage__clientId', value: identity.properties.clientId }
-        { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
+        // learn.microsoft.com/azure/azure-functions/functions-reference ("Common properties for
+        // identity-based connections": clientId names a user-assigned identity assigned to the app).
+        { name: 'AzureWebJobsStorage__clientId', value: hostIdentity.properties.clientId }
+        // The identity settings/ asks for (ManagedIdentityCredential(client_id=AZURE_CLIENT_ID)).
+        { name: 'AZURE_CLIENT_ID', value: appIdentity.properties.clientId }
         { name: 'KEY_VAULT_URL', value: vault.properties.vaultUri }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
-        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD;ClientId=${identity.properties.clientId}' }
+        // learn.microsoft.com/azure/azure-functions/functions-app-settings
+        // (APPLICATIONINSIGHTS_AUTHENTICATION_STRING: user-assigned, Authorization=AAD;ClientId=<client id>).
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD;ClientId=${hostIdentity.properties.clientId}' }
       ]
     }
   }
@@ -275,4 +316,5 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 output appName string = app.name
 output registryLoginServer string = registry.properties.loginServer
 output keyVaultUrl string = vault.properties.vaultUri
-output identityClientId string = identity.properties.clientId
+output hostIdentityClientId string = hostIdentity.properties.clientId
+output appIdentityClientId string = appIdentity.properties.clientId

@@ -2,6 +2,7 @@
 // and storage answer only on private endpoints in it, resolved through private DNS zones.
 
 param location string
+param tags object
 param appName string
 param registryId string
 param vaultId string
@@ -30,12 +31,14 @@ var endpoints = [
 resource nsg 'Microsoft.Network/networkSecurityGroups@2023-11-01' = {
   name: 'nsg-${appName}'
   location: location
+  tags: tags
   properties: { securityRules: [] }
 }
 
 resource vnet 'Microsoft.Network/virtualNetworks@2023-11-01' = {
   name: 'vnet-${appName}'
   location: location
+  tags: tags
   properties: {
     addressSpace: { addressPrefixes: [addressPrefix] }
     subnets: [
@@ -63,6 +66,7 @@ resource zones 'Microsoft.Network/privateDnsZones@2020-06-01' = [
   for endpoint in endpoints: {
     name: endpoint.zone
     location: 'global'
+    tags: tags
   }
 ]
 
@@ -71,6 +75,7 @@ resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-0
     parent: zones[i]
     name: 'vnet-${appName}'
     location: 'global'
+    tags: tags
     properties: {
       virtualNetwork: { id: vnet.id }
       registrationEnabled: false
@@ -82,6 +87,7 @@ resource privateEndpoints 'Microsoft.Network/privateEndpoints@2023-11-01' = [
   for (endpoint, i) in endpoints: {
     name: 'pe-${appName}-${endpoint.name}'
     location: location
+    tags: tags
     properties: {
       subnet: { id: vnet.properties.subnets[1].id }
       privateLinkServiceConnections: [
