@@ -8,6 +8,7 @@ SWITCHED_OFF = {
     "azure.yaml": not {{ cookiecutter.include_infra }},
     "infra/network.bicep": not {{ cookiecutter.private_networking }},
     "docs/workshop.md": not {{ cookiecutter.workshop }},
+    "docs/lab_identity_endpoint.py": not {{ cookiecutter.workshop }},
     "blueprints/workshop_download.py": not {{ cookiecutter.workshop }},
     "downloads": not {{ cookiecutter.workshop }},
     "tests/test_workshop_download.py": not {{ cookiecutter.workshop }},

@@ -21,8 +21,9 @@ from workshop_guide import TARGETS, Guide, Outcome, mask, parse_guide, summary, 
 PYTHON_VERSION = "3.11"
 # Secrets every Functions container holds that the worker must never see (DESIGN.md).
 REQUIRED_CANARIES = {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY", "WEBSITE_AUTH_ENCRYPTION_KEY",
-                     "MSI_SECRET", "DOCKER_REGISTRY_SERVER_PASSWORD"}
-LAYERS = {"environment allow-list", "different user", "no shell", "read-only code"}
+                     "MSI_SECRET", "DOCKER_REGISTRY_SERVER_PASSWORD", "IDENTITY_HEADER"}
+LAYERS = {"environment allow-list", "identity broker", "different user", "no shell",
+          "read-only code"}
 TEMPLATE_GUIDE = TEMPLATE / "{{cookiecutter.app_name}}" / "docs" / "workshop.md"
 CONTAINER = "workshop-lab"  # the name the guide's start block gives the container
 STEP_NAMES = [step.name for step in parse_guide(TEMPLATE_GUIDE).steps]

@@ -56,7 +56,7 @@ def walk(top: str) -> list[Path]:
 
 
 def ensure_account(user: str) -> None:
-    """Create an account (the worker's, the broker's) unless the base already has it; it owns nothing."""
+    """Create an account (the worker's, the broker's) unless the base has it; it owns nothing."""
     if any(line.split(":")[0] == user for line in Path("/etc/passwd").read_text().splitlines()):
         return
     useradd = shutil.which("useradd")
@@ -201,7 +201,7 @@ def main() -> None:
     broker = broker_account(args.policy)
     if broker is not None:
         if broker == args.worker_user:
-            fail(f"the policy's broker account {broker!r} is the worker's: give the broker its own.")
+            fail(f"the policy's broker {broker!r} is the worker's account: give it its own.")
         ensure_account(broker)
     python, real = resolve_host_python()
     replaced = install_launcher(args.launcher, python, real)

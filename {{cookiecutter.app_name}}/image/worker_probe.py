@@ -86,7 +86,8 @@ def no_new_privs() -> Result:
 
 
 def identity_endpoint_is_the_brokers(marker: str) -> Result:
-    endpoint, header = os.environ.get("IDENTITY_ENDPOINT", ""), os.environ.get("IDENTITY_HEADER", "")
+    endpoint = os.environ.get("IDENTITY_ENDPOINT", "")
+    header = os.environ.get("IDENTITY_HEADER", "")
     if marker in header:
         return False, "the worker holds the platform's IDENTITY_HEADER"
     brokered = endpoint.startswith("http://127.0.0.1:") and len(header) == 64
@@ -95,13 +96,14 @@ def identity_endpoint_is_the_brokers(marker: str) -> Result:
 
 def storage_token_refused() -> Result:
     """What exploited code would try first: a token for the host's storage."""
-    endpoint, header = os.environ.get("IDENTITY_ENDPOINT", ""), os.environ.get("IDENTITY_HEADER", "")
-    if not endpoint:
-        return False, "no IDENTITY_ENDPOINT in the worker"
+    endpoint = os.environ.get("IDENTITY_ENDPOINT", "")
+    header = os.environ.get("IDENTITY_HEADER", "")
+    if not endpoint.startswith("http://"):
+        return False, f"no http IDENTITY_ENDPOINT in the worker: {endpoint or '(none)'}"
     url = f"{endpoint}?api-version=2019-08-01&resource=https://storage.azure.com"
-    request = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": header})
+    request = urllib.request.Request(url, headers={"X-IDENTITY-HEADER": header})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - http only
             return False, f"storage token request answered {answer.status}"
     except urllib.error.HTTPError as error:
         message = json.loads(error.read() or b"{}").get("message", "")
@@ -109,6 +111,23 @@ def storage_token_refused() -> Result:
         return refused, f"HTTP {error.code}: {message[:90]}"
     except OSError as error:
         return False, f"not answered by a broker: {type(error).__name__}"
+
+
+def reachable(pid: str) -> list[str]:
+    """What of another process the worker can reach: its environ, its memory, a signal."""
+    found = []
+    for what, path in (("environ", f"/proc/{pid}/environ"), ("mem", f"/proc/{pid}/mem")):
+        try:
+            with open(path, "rb"):
+                found.append(f"{what} of {pid}")
+        except PermissionError:
+            pass
+    try:
+        os.kill(int(pid), 0)
+        found.append(f"signal to {pid}")
+    except PermissionError:
+        pass
+    return found
 
 
 def broker_is_out_of_reach() -> Result:
@@ -120,22 +139,16 @@ def broker_is_out_of_reach() -> Result:
     accounts = [line.split()[1] for line in policy if line.split()[:1] == ["broker"]]
     if not accounts:
         return False, "the policy names no broker"
-    broker_uid = pwd.getpwnam(accounts[0]).pw_uid
-    pids = [p for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == broker_uid]
-    if not pids or broker_uid in (0, os.getuid()):
-        return False, f"broker {accounts[0]} (uid {broker_uid}): {len(pids)} processes"
-    reachable = []
-    for pid in pids:
-        for what, attempt in (("environ", lambda: open(f"/proc/{pid}/environ", "rb").read()),
-                              ("mem", lambda: open(f"/proc/{pid}/mem", "rb").close()),
-                              ("signal", lambda: os.kill(int(pid), 0))):  # fmt: skip
-            try:
-                attempt()
-                reachable.append(f"{what} of {pid}")
-            except PermissionError:
-                pass
-    detail = f"broker {accounts[0]} uid {broker_uid}, pid {', '.join(pids)}"
-    return not reachable, f"{detail}: reached {', '.join(reachable)}" if reachable else f"{detail}: out of reach"
+    uid = pwd.getpwnam(accounts[0]).pw_uid
+    pids = [p for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == uid]
+    detail = f"broker {accounts[0]} uid {uid}, pid {', '.join(pids) or '(none)'}"
+    if not pids or uid in (0, os.getuid()):
+        return False, detail
+    found = [what for pid in pids for what in reachable(pid)]
+    return (
+        not found,
+        f"{detail}: reached {', '.join(found)}" if found else f"{detail}: out of reach",
+    )
 
 
 def health_answers() -> Result:
@@ -167,7 +180,9 @@ def main() -> None:
         "cannot write site-packages": lambda: cannot_write("site-packages", purelib),
         "cannot regain root": cannot_regain_root,
         "no_new_privs is set": no_new_privs,
-        "worker's identity endpoint is the broker": lambda: identity_endpoint_is_the_brokers(marker),
+        "worker's identity endpoint is the broker": lambda: identity_endpoint_is_the_brokers(
+            marker
+        ),
         "storage token refused by the broker": storage_token_refused,
         "broker's account and /proc out of reach": broker_is_out_of_reach,
         "function app imports, health answers": health_answers,
