@@ -9,6 +9,8 @@ answers a wrong header. docs/workshop.md starts it in the app container's networ
 
 import json
 import os
+import signal
+import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -38,4 +40,6 @@ class Endpoint(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+# PID 1 of its container: without a handler SIGTERM would be ignored and `rm -f` would wait.
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 HTTPServer(("127.0.0.1", PORT), Endpoint).serve_forever()
