@@ -5,6 +5,7 @@ cache makes later sessions fast. The negative test verifies the app stage (the s
 with the app, unhardened) so that `verify-image` is shown to fail where it must.
 """
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from image.standins import ensure_builder, ensure_standin
 
 from conftest import TEMPLATE, require_tool, run, show_in_log
 
-VERSIONS = ("3.11", "3.13")
+VERSIONS = ("3.11", "3.12", "3.13")  # every stand-in layout (tests/image/standin/README.md)
 WORKER_USER = "funcworker"
 # The rows verify-image must print as passing: if one disappears, the check went missing.
 REQUIRED_CHECKS = (
@@ -30,6 +31,8 @@ REQUIRED_CHECKS = (
     "function app imports, health answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
+    "no python ahead of the launcher (host dir, cwd, PATH)",
+    "only the host, the interpreter and the launcher are programs",
     "no shells",
     "no download and network tools",
     "no package managers",
@@ -123,6 +126,48 @@ def test_host_serves_health_through_the_worker_under_the_worker_user(built: Buil
     assert health == {"status": "ok"}
 
 
+# The module the real start script re-executes on Azure, per version (Azure/azure-functions-python-worker:
+# workers/python/prodV4/worker.py up to 3.12, workers/python/proxyV4/worker.py from 3.13).
+WORKER_MODULES = {"3.11": "azure_functions_worker", "3.12": "azure_functions_worker",
+                  "3.13": "proxy_worker"}  # fmt: skip
+
+
+@pytest.mark.parametrize("marker", ["CONTAINER_NAME", "WEBSITE_INSTANCE_ID"])
+def test_worker_restarted_on_azure_goes_through_the_launcher_again(
+    built: Built, marker: str
+) -> None:
+    """On Azure worker.py execs `sys.executable -m <module>`: that second start must be the
+    launcher again (sys.executable is the `python` it was started as), still the worker user,
+    with the filtered environment, no_new_privs and the system-call filter."""
+    canary = "canary-not-a-connection-string"
+    env = {marker: "test-instance", "AzureWebJobsStorage": canary, "CONTAINER_ENCRYPTION_KEY": canary}
+    with running(built.image, env=env) as c:
+        status = http_get_json(
+            c, "/admin/host/status", ready=lambda s: isinstance(s, dict) and s["state"] != "Starting"
+        )
+    assert isinstance(status, dict) and status["state"] == "Running", status
+    worker, reported = status["worker"], status["worker"]["reported"]
+    module = WORKER_MODULES[built.version]
+    # Re-executed: `python -m <module>` in place of worker.py, in the same process.
+    assert reported["argv"][1:3] == ["-m", module], reported["argv"]
+    assert reported["pid"] == worker["pid"]
+    # ... through the launcher: sys.executable is the link the host found, not the interpreter.
+    python = reported["executable"]
+    assert python in ("/usr/local/bin/python", "/usr/bin/python"), python
+    assert reported["argv"][0] == python
+    assert worker["uid"] != 0 and reported["uid"] == worker["uid"] and reported["euid"] != 0
+    names = set(reported["environ"])
+    assert not names & {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY"}, sorted(names)
+    assert {"PYTHONPATH", marker} <= names
+    assert worker["no_new_privs"] == 1
+    # Seccomp 2 alone would be the container engine's filter, which the host has too.
+    assert worker["seccomp"] == 2
+    assert worker["seccomp_filters"] > status["seccomp_filters"], (
+        f"the worker has {worker['seccomp_filters']} system-call filter(s), no more than the "
+        f"host's {status['seccomp_filters']}: the launcher's filter is missing"
+    )
+
+
 def test_verify_image_fails_on_the_unhardened_app_image(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -139,7 +184,9 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "no canary in os.environ",
         "cannot read the host's /proc/1/environ",
         "host's `python` on PATH is the launcher",
-    "no other python on PATH",
+        "no other python on PATH",
+        "no python ahead of the launcher (host dir, cwd, PATH)",
+        "only the host, the interpreter and the launcher are programs",
         "no shells",
         "no setuid/setgid file",
         "root's password locked",
@@ -147,6 +194,37 @@ def test_verify_image_fails_on_the_unhardened_app_image(
     )
     assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")
     assert "verify-image:" in result.stderr and "failed" in result.stderr
+
+
+def test_verify_image_names_a_python_ahead_of_the_launcher_and_a_program_left_behind(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hardened image plus what the host would start instead of the launcher (a `python` in
+    its own directory: .NET looks there first, whatever the file's mode) and a tool off PATH."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    context = tmp_path_factory.mktemp("planted")
+    (context / "python").write_text("planted ahead of PATH\n")
+    (context / "python").chmod(0o644)
+    shutil.copyfile("/usr/bin/true", context / "sqlcmd")
+    (context / "sqlcmd").chmod(0o755)
+    (context / "Containerfile").write_text(
+        f"FROM {built.image}\n"
+        "COPY python /azure-functions-host/python\n"
+        "COPY sqlcmd /opt/mssql-tools18/bin/sqlcmd\n"
+    )
+    image = f"{TEST_IMAGES}/planted:{built.version}"
+    run([ENGINE, "build", "--quiet", "-t", image, str(context)], timeout=300)
+    result = verify(built, image)
+    show_in_log(capsys, f"verify-image on the hardened image with a planted python and sqlcmd "
+                        f"(must fail)\n{result.stdout}{result.stderr}")  # fmt: skip
+    table = rows(result.stdout)
+    planted = ("no python ahead of the launcher (host dir, cwd, PATH)",
+               "only the host, the interpreter and the launcher are programs")  # fmt: skip
+    assert {name: table.get(name) for name in planted} == dict.fromkeys(planted, "FAIL")
+    assert [name for name, state in table.items() if state == "FAIL"] == list(planted)
+    assert "host's directory: /azure-functions-host/python" in result.stdout
+    assert "also: /opt/mssql-tools18/bin/sqlcmd" in result.stdout
+    assert result.returncode != 0
 
 
 def test_figures_show_what_hardening_removed(

@@ -221,6 +221,7 @@ class Worker:
             "functions": self.functions,
             "no_new_privs": None,
             "seccomp": None,
+            "seccomp_filters": None,
             "reported": self.reported,
         }
         # What the kernel says, not only what the worker claims: the launcher's drop must show here.
@@ -234,6 +235,7 @@ class Worker:
                 worker["gid"] = int(fields["Gid"].split()[1])
                 worker["no_new_privs"] = int(fields["NoNewPrivs"])
                 worker["seccomp"] = int(fields["Seccomp"])
+                worker["seccomp_filters"] = int(fields["Seccomp_filters"])
             except (OSError, KeyError, ValueError):
                 pass
         return {
@@ -241,8 +243,18 @@ class Worker:
             "error": self.error,
             "version": os.environ.get("HOST_VERSION"),
             "python": platform.python_version(),
+            # The container engine's own filter counts here too: a filter the launcher installs
+            # shows as the worker having more than the host.
+            "seccomp_filters": seccomp_filters(),
             "worker": worker,
         }
+
+
+def seccomp_filters() -> int | None:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Seccomp_filters:"):
+            return int(line.split()[1])
+    return None
 
 
 WORKER = Worker()
