@@ -8,8 +8,8 @@ packages then the worker directory, and on Azure (CONTAINER_NAME or WEBSITE_INST
 interpreter is started again, `os.execve(sys.executable, [sys.executable, "-m", <module>, *args])`:
 through whatever `sys.executable` is, which in a hardened image is the launcher once more. Elsewhere
 the worker runs in this process. The module is azure_functions_worker up to 3.12 (prodV4
-worker.py, which refuses other minor versions) and proxy_worker from 3.13 (proxyV4 worker.py):
-whichever package ships beside this file.
+worker.py, which refuses minor versions outside 7 to 12) and proxy_worker from 3.13 (proxyV4
+worker.py, 13 and 14): whichever package ships beside this file.
 """
 
 import os
@@ -24,7 +24,8 @@ def main() -> None:
     worker_dir = str(Path(__file__).absolute().parent)
     proxy = Path(worker_dir, "proxy_worker").is_dir()
     module = "proxy_worker" if proxy else "azure_functions_worker"
-    if not proxy and not 7 <= sys.version_info[1] <= 12:
+    supported = range(13, 15) if proxy else range(7, 13)
+    if sys.version_info[1] not in supported:
         raise RuntimeError(f"Unsupported Python version: 3.{sys.version_info[1]}")
     os.environ["PYTHONPATH"] = f"{USER_PACKAGES}:{worker_dir}"
     if proxy and worker_dir not in sys.path:
