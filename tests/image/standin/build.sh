@@ -70,7 +70,9 @@ build() {  # $1 image, $2 Containerfile, $3 sources hash, then build args
     find "$context" -name __pycache__ -prune -exec rm -rf {} +
     cp "$host_ca" "$context/host-ca.crt"
     echo "standin: building $image"
-    podman build --label "$label=$hash" -f "$here/$containerfile" "$@" -t "$image" "$context" \
+    # STANDIN_NO_CACHE=1 builds without Podman's layer cache: what a fresh machine (CI) pays.
+    podman build ${STANDIN_NO_CACHE:+--no-cache} --label "$label=$hash" -f "$here/$containerfile" \
+        "$@" -t "$image" "$context" \
         >"$context.log" 2>&1 \
         || { tail -30 "$context.log" >&2; rm -rf "$context"
              echo "standin: building $image failed (the end of its log is above)." >&2; exit 1; }

@@ -1,6 +1,6 @@
 # TEST FIXTURE, not part of the product: the stand-in Python language worker's protocol code,
 # installed as azure_functions_worker/main.py (up to 3.12) or azure_functions_runtime/main.py
-# (3.13) beside the start script worker.py in /azure-functions-host/workers/python/<version>/LINUX/X64.
+# (3.13) beside worker.py in /azure-functions-host/workers/python/<version>/LINUX/X64.
 """Loads the function app and runs its HTTP functions for the stand-in host.
 
 Run as `python -m azure_functions_worker` or `python -m proxy_worker` by worker.py (or imported by
