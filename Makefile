@@ -28,7 +28,7 @@ demo: $(BIN)/.installed ## bake the default project into build/demo and run its 
 	$(MAKE) -C $(DEMO) test
 	@printf '\nThe default project is in %s and its checks pass.\nNext: cd %s && make help\n' $(DEMO) $(DEMO)
 
-standin: ## build the offline stand-in base images (test fixtures) for PYTHON_VERSION (3.11 or 3.13)
+standin: ## build the offline stand-in base images (test fixtures) for PYTHON_VERSION (3.11, 3.12 or 3.13)
 	tests/image/standin/build.sh $(or $(PYTHON_VERSION),3.11)
 
 clean: ## remove the virtual environment and build/

@@ -5,6 +5,7 @@ cache makes later sessions fast. The negative test verifies the app stage (the s
 with the app, unhardened) so that `verify-image` is shown to fail where it must.
 """
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from image.standins import ensure_builder, ensure_standin
 
 from conftest import TEMPLATE, require_tool, run, show_in_log
 
-VERSIONS = ("3.11", "3.13")
+VERSIONS = ("3.11", "3.12", "3.13")  # every stand-in layout (tests/image/standin/README.md)
 WORKER_USER = "funcworker"
 # The rows verify-image must print as passing: if one disappears, the check went missing.
 REQUIRED_CHECKS = (
@@ -33,6 +34,8 @@ REQUIRED_CHECKS = (
     "function app imports, health answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
+    "no python ahead of the launcher (host dir, cwd, PATH)",
+    "only the host, the interpreter and the launcher are programs",
     "no shells",
     "no download and network tools",
     "no package managers",
@@ -126,12 +129,88 @@ def test_host_serves_health_through_the_worker_under_the_worker_user(built: Buil
     assert health == {"status": "ok"}
 
 
+# The module the real start script re-executes on Azure, per version
+# (Azure/azure-functions-python-worker: workers/python/prodV4/worker.py up to 3.12,
+# workers/python/proxyV4/worker.py from 3.13).
+WORKER_MODULES = {"3.11": "azure_functions_worker", "3.12": "azure_functions_worker",
+                  "3.13": "proxy_worker"}  # fmt: skip
+
+
+CANARY = "canary-not-a-connection-string"
+
+
+def restarted_on_azure(image: str, marker: str) -> dict:
+    """The host's status once the worker runs, started as on Azure (`marker` set)."""
+    env = {marker: "test-instance"}
+    env |= dict.fromkeys(("AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY"), CANARY)
+    with running(image, env=env) as c:
+        status = http_get_json(
+            c, "/admin/host/status", lambda s: isinstance(s, dict) and s["state"] != "Starting"
+        )
+    assert isinstance(status, dict) and status["state"] == "Running", status
+    return status
+
+
+@pytest.mark.parametrize("marker", ["CONTAINER_NAME", "WEBSITE_INSTANCE_ID"])
+def test_worker_restarted_on_azure_goes_through_the_launcher_again(
+    built: Built, marker: str
+) -> None:
+    """On Azure worker.py execs `sys.executable -m <module>`: that second start must be the
+    launcher again (sys.executable is the `python` it was started as), still the worker user,
+    with the filtered environment, no_new_privs and the system-call filter."""
+    status = restarted_on_azure(built.image, marker)
+    worker, reported = status["worker"], status["worker"]["reported"]
+    module = WORKER_MODULES[built.version]
+    # Re-executed: `python -m <module>` in place of worker.py, in the same process.
+    assert reported["argv"][1:3] == ["-m", module], reported["argv"]
+    assert reported["pid"] == worker["pid"]
+    # ... through the launcher: sys.executable is the link the host found, not the interpreter.
+    python = reported["executable"]
+    assert python in ("/usr/local/bin/python", "/usr/bin/python"), python
+    assert reported["argv"][0] == python
+    assert worker["uid"] != 0 and reported["uid"] == worker["uid"] and reported["euid"] != 0
+    names = set(reported["environ"])
+    assert not names & {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY"}, sorted(names)
+    assert {"PYTHONPATH", marker} <= names
+    assert worker["no_new_privs"] == 1
+    # Seccomp 2 alone would be the container engine's filter, which the host has too.
+    assert worker["seccomp"] == 2
+    assert worker["seccomp_filters"] > status["seccomp_filters"], (
+        f"the worker has {worker['seccomp_filters']} system-call filter(s), no more than the "
+        f"host's {status['seccomp_filters']}: the launcher's filter is missing"
+    )
+
+
+def test_worker_restarted_on_azure_without_the_launcher_keeps_root_and_the_secrets(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same start on the unhardened app stage: the checks above are the ones that fail."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    status = restarted_on_azure(unhardened(built), "CONTAINER_NAME")
+    worker, reported = status["worker"], status["worker"]["reported"]
+    assert reported["argv"][1:3] == ["-m", WORKER_MODULES[built.version]]
+    assert worker["uid"] == 0 and worker["no_new_privs"] == 0
+    assert {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY"} <= set(reported["environ"])
+    assert worker["seccomp_filters"] == status["seccomp_filters"]
+
+
+_UNHARDENED: dict[str, str] = {}
+
+
+def unhardened(built: Built) -> str:
+    """The app stage of the version's project (the base with the app, no hardening), once."""
+    if built.version not in _UNHARDENED:
+        image = f"{TEST_IMAGES}/unhardened:{built.version}"
+        make_image(built.project, image, built.base, built.builder, target="app")
+        _UNHARDENED[built.version] = image
+    return _UNHARDENED[built.version]
+
+
 def test_verify_image_fails_on_the_unhardened_app_image(
     tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     built = build(VERSIONS[0], tmp_path_factory)  # one version proves the check can fail
-    image = f"{TEST_IMAGES}/unhardened:{built.version}"
-    make_image(built.project, image, built.base, built.builder, target="app")
+    image = unhardened(built)
     result = verify(built, image)
     show_in_log(capsys, f"verify-image on the unhardened app stage (must fail), Python "
                         f"{built.version}\n{result.stdout}{result.stderr}")  # fmt: skip
@@ -146,6 +225,8 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "broker's account and /proc out of reach",
         "host's `python` on PATH is the launcher",
         "no other python on PATH",
+        "no python ahead of the launcher (host dir, cwd, PATH)",
+        "only the host, the interpreter and the launcher are programs",
         "no shells",
         "no setuid/setgid file",
         "root's password locked",
@@ -153,6 +234,62 @@ def test_verify_image_fails_on_the_unhardened_app_image(
     )
     assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")
     assert "verify-image:" in result.stderr and "failed" in result.stderr
+
+
+def test_verify_image_names_a_python_ahead_of_the_launcher_and_a_program_left_behind(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hardened image plus what the host would start instead of the launcher (a `python` in
+    its own directory: .NET looks there first, whatever the file's mode) and a tool off PATH."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    context = tmp_path_factory.mktemp("planted")
+    (context / "python").write_text("planted ahead of PATH\n")
+    (context / "python").chmod(0o644)
+    shutil.copyfile("/usr/bin/true", context / "sqlcmd")
+    (context / "sqlcmd").chmod(0o755)
+    (context / "Containerfile").write_text(
+        f"FROM {built.image}\n"
+        "COPY python /azure-functions-host/python\n"
+        "COPY sqlcmd /opt/mssql-tools18/bin/sqlcmd\n"
+    )
+    image = f"{TEST_IMAGES}/planted:{built.version}"
+    run([ENGINE, "build", "--quiet", "-t", image, str(context)], timeout=300)
+    result = verify(built, image)
+    show_in_log(capsys, f"verify-image on the hardened image with a planted python and sqlcmd "
+                        f"(must fail)\n{result.stdout}{result.stderr}")  # fmt: skip
+    table = rows(result.stdout)
+    planted = ("no python ahead of the launcher (host dir, cwd, PATH)",
+               "only the host, the interpreter and the launcher are programs")  # fmt: skip
+    assert {name: table.get(name) for name in planted} == dict.fromkeys(planted, "FAIL")
+    assert [name for name, state in table.items() if state == "FAIL"] == list(planted)
+    assert "host's directory: /azure-functions-host/python" in result.stdout
+    assert "also: /opt/mssql-tools18/bin/sqlcmd" in result.stdout
+    assert result.returncode != 0
+
+
+def test_hardening_refuses_a_base_with_a_python_beside_the_host(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The host would start /azure-functions-host/python before any launcher on PATH."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    context = tmp_path_factory.mktemp("python-beside-host")
+    (context / "python").write_text("planted beside the host\n")
+    (context / "Containerfile").write_text(
+        f"FROM {built.base}\nCOPY python /azure-functions-host/python\n"
+    )
+    base = f"{TEST_IMAGES}/python-beside-host:{built.version}"
+    run([ENGINE, "build", "--quiet", "-t", base, str(context)], timeout=300)
+    result = subprocess.run(
+        ["make", "-C", str(built.project), "image", f"ENGINE={ENGINE}",
+         f"IMAGE={TEST_IMAGES}/refused:{built.version}", f"BASE_IMAGE={base}",
+         f"BUILDER_IMAGE={built.builder}"],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "harden: /azure-functions-host/python exists: the host would start it instead of the "
+        "launcher; remove it."
+    ) in result.stdout + result.stderr
 
 
 def test_figures_show_what_hardening_removed(

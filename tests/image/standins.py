@@ -1,7 +1,8 @@
 """The offline stand-in base images for the image tests (fixtures: tests/image/standin/README.md).
 
 `make standin` builds them once and finds them cached afterwards (well under a second), so every
-test may call these freely; the first call of a session on a fresh machine pays about a minute.
+test may call these freely; the first call of a session on a fresh machine pays about a minute
+a version.
 """
 
 import functools
@@ -11,16 +12,15 @@ import pytest
 
 from conftest import TEMPLATE, require_tool
 
-STANDIN_VERSIONS = ("3.11", "3.13")  # Debian bookworm ships 3.11, trixie 3.13; 3.12 has no stand-in
+# Each with the layout of its official image: 3.11 Docker-python style in /usr/local (bookworm's
+# libpython 3.11), 3.12 in /opt/python with libpython found through LD_LIBRARY_PATH (bookworm's
+# libpython 3.11 behind a python3.12 front end), 3.13 in /opt/python with a /usr/lib link (trixie).
+STANDIN_VERSIONS = ("3.11", "3.12", "3.13")
 BUILDER_IMAGE = "localhost/standin/builder"
 
 
-def standin_image(version: str) -> str:
-    return f"localhost/standin/functions-python:{version}"
-
-
 @functools.cache
-def _make_standin(version: str) -> None:
+def _make_standin(version: str) -> str:
     require_tool("podman", "build and run the stand-in images")
     require_tool("debootstrap", "build the Debian root file systems of the stand-in images")
     if version not in STANDIN_VERSIONS:
@@ -31,17 +31,18 @@ def _make_standin(version: str) -> None:
         ["make", "-C", str(TEMPLATE), "-s", "standin", f"PYTHON_VERSION={version}"],
         capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
-    if result.returncode != 0:
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines or not lines[-1].startswith("localhost/standin/"):
         pytest.fail(
             f"make standin PYTHON_VERSION={version} failed:\n"
             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
+    return lines[-1]  # build.sh's last line: the image, named after its sources' hash
 
 
 def ensure_standin(version: str) -> str:
     """The stand-in Functions Python base image for the version, built if missing or stale."""
-    _make_standin(version)
-    return standin_image(version)
+    return _make_standin(version)
 
 
 def ensure_builder() -> str:

@@ -8,6 +8,7 @@ Every step fails the build with one sentence instead of leaving a half-hardened 
 
 import argparse
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -20,6 +21,12 @@ APP_DIR = Path("/home/site/wwwroot")
 POLICY = Path("/etc/launcher/policy.conf")
 # Where the launcher looks for the identity broker's program: beside the policy (BROKER_PATH).
 BROKER_PROGRAM = POLICY.with_name("identity_broker.py")
+# The Functions host and everything it ships (Azure/azure-functions-docker copies it whole into
+# every image). Its executables are the host's own; a `python` here would win over PATH.
+HOST_DIR = Path("/azure-functions-host")
+# Shared libraries are loaded, not run: they stay whatever their mode (libc.so.6, ld-linux-*.so.2,
+# Python's extension modules).
+SHARED_LIBRARY = re.compile(r"\.so(\.[0-9]+)*$")
 # The directories a file-system walk must not enter: kernel views and the build's own mounts.
 PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 # Anything an attacker with code execution would reach for: shells, downloaders, interpreters
@@ -71,7 +78,16 @@ def ensure_account(user: str) -> None:
 
 
 def resolve_host_python() -> tuple[Path, Path]:
-    """(`python` as the host finds it on PATH, the real interpreter behind it)."""
+    """(`python` as the host finds it on PATH, the real interpreter behind it).
+
+    The host starts `python` as .NET's Process.Start does (dotnet/runtime, Process.Unix.cs,
+    ResolvePath): from its own directory first, then its working directory, then PATH. Nothing
+    named python may exist in the first two, or the launcher on PATH would never be reached.
+    """
+    for directory in (HOST_DIR, Path.cwd()):
+        ahead = directory / "python"
+        if ahead.exists() or ahead.is_symlink():
+            fail(f"{ahead} exists: the host would start it instead of the launcher; remove it.")
     found = shutil.which("python")
     if found is None:
         fail("no `python` on the image's PATH: is BASE_IMAGE a Functions Python image?")
@@ -82,29 +98,44 @@ def resolve_host_python() -> tuple[Path, Path]:
     return python, real
 
 
-def install_launcher(launcher: Path, python: Path, real: Path) -> list[Path]:
+def path_dirs() -> list[Path]:
+    return list(dict.fromkeys(Path(d).resolve() for d in os.environ["PATH"].split(":") if d))
+
+
+def install_launcher(launcher: Path, python: Path, real: Path) -> tuple[list[Path], Path]:
     """Point `python` and each sibling link to the same interpreter at the launcher instead.
 
     The launcher sits beside the interpreter, in its bin directory: Python finds its standard
-    library from where the `python` it was started as leads, so the links must keep leading
-    into /opt/python/<version>. Returns the installed launcher and every link now naming it.
+    library from where the `python` it was started as leads (/opt/python/<version>/bin in the
+    3.12+ images, /usr/local/bin in the 3.11 one), so the links must keep leading there. Where
+    that directory is itself on PATH (3.11: /usr/local/bin/python3.11 is the interpreter), the
+    interpreter moves to <prefix>/libexec and its old name leads to the launcher too: no name on
+    PATH runs Python around the launcher. Returns the installed launcher and every link now
+    naming it, and the interpreter's final path.
     """
     installed = real.parent / "python-launcher"
     shutil.copyfile(launcher, installed)
     os.chown(installed, 0, 0)
     installed.chmod(0o755)
     names = {python.name, "python3", real.name}  # python, python3, python3.X
-    replaced: list[Path] = []
-    for directory in dict.fromkeys(Path(d) for d in os.environ["PATH"].split(":") if d):
-        for name in names:
-            candidate = directory / name
-            if candidate.is_symlink() and candidate.resolve() == real:
-                candidate.unlink()
-                candidate.symlink_to(installed)
-                replaced.append(candidate)
-    if python not in replaced:
+    links = [
+        directory / name
+        for directory in path_dirs()
+        for name in names
+        if (directory / name).is_symlink() and (directory / name).resolve() == real
+    ]
+    if real.parent in path_dirs():
+        moved = real.parent.parent / "libexec" / real.name
+        moved.parent.mkdir(mode=0o755, exist_ok=True)
+        real.rename(moved)
+        links.append(real)
+        real = moved
+    for link in links:
+        link.unlink(missing_ok=True)
+        link.symlink_to(installed)
+    if python not in links:
         fail(f"could not point {python} at the launcher.")
-    return [installed, *replaced]
+    return [installed, *links], real
 
 
 def broker_account(policy: Path) -> str | None:
@@ -121,13 +152,47 @@ def install_broker(source: Path) -> None:
     BROKER_PROGRAM.chmod(0o644)
 
 
-def install_policy(source: Path, real: Path) -> None:
+def worker_library_path() -> str | None:
+    """The base image's LD_LIBRARY_PATH as a fixed value for the worker, or None.
+
+    Some base images find libpython only through `ENV LD_LIBRARY_PATH` (python 3.12 from August to
+    October 2024: /opt/python/3.12/lib). The launcher passes no LD_* variable from the host, so the
+    policy sets the value root wrote at build time instead: absolute, root-owned directories only
+    (the trailing `:` that upstream's `...lib:$LD_LIBRARY_PATH` leaves means the working directory).
+    """
+    kept = []
+    for entry in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        path = Path(entry)
+        if entry and path.is_absolute() and path.is_dir():
+            info = path.stat()
+            if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                fail(f"LD_LIBRARY_PATH names {path}, writable by others than root.")
+            kept.append(entry)
+    return ":".join(dict.fromkeys(kept)) or None
+
+
+def check_interpreter_starts(real: Path, library_path: str | None) -> None:
+    """The interpreter runs with what the launcher will give it; else the build stops here."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+    if library_path:
+        env["LD_LIBRARY_PATH"] = library_path
+    result = subprocess.run(
+        [str(real), "-I", "-c", "import ssl, sqlite3"], env=env, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        fail(f"{real} does not start with the worker's environment: {result.stderr.strip()[-300:]}")
+
+
+def install_policy(source: Path, real: Path, library_path: str | None) -> None:
     """The policy, root-owned and read-only, pointing at the interpreter the launcher replaced."""
     lines = source.read_text().splitlines()
     execs = [i for i, line in enumerate(lines) if line.split()[:1] == ["exec"]]
     if len(execs) != 1:
         fail(f"{source} must have exactly one `exec` line, it has {len(execs)}.")
     lines[execs[0]] = f"exec {real}"
+    if library_path:
+        lines.insert(execs[0] + 1, f"set LD_LIBRARY_PATH={library_path}")
     POLICY.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     POLICY.write_text("\n".join(lines) + "\n")
     for path in (POLICY.parent, POLICY):
@@ -189,6 +254,41 @@ def remove_tools(keep: set[Path]) -> int:
     return removed
 
 
+def is_program(path: Path) -> bool:
+    """An ELF executable (not a shared library) or a `#!` script, with an executable bit."""
+    info = path.lstat()
+    if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
+        return False
+    with path.open("rb") as file:
+        head = file.read(4)
+    elf = head == b"\x7fELF" and not SHARED_LIBRARY.search(path.name)
+    return elf or head[:2] == b"#!"
+
+
+def remove_unlisted_programs(allowed: set[Path], libraries: list[Path]) -> tuple[int, int]:
+    """Every program left is the host's, the interpreter or the launcher; the rest goes.
+
+    Tools off PATH (mssql-tools18's sqlcmd and bcp, the .NET runtime's dotnet, apt's methods,
+    maintainer scripts) are removed. Inside Python's library directories and the app, a script
+    with `#!` and an executable bit is still a module: it loses the bit instead. Returns
+    (removed, made not executable).
+    """
+    build_dir = Path(__file__).resolve().parent  # the build's own mounts: not the image's
+    keep_trees = (HOST_DIR.resolve(), build_dir)
+    module_trees = (APP_DIR.resolve(), *libraries)
+    removed = unset = 0
+    for path in walk("/"):
+        if path in allowed or any(map(path.is_relative_to, keep_trees)) or not is_program(path):
+            continue
+        if any(path.is_relative_to(tree) for tree in module_trees):
+            path.chmod(stat.S_IMODE(path.lstat().st_mode) & ~0o111)
+            unset += 1
+        else:
+            path.unlink()
+            removed += 1
+    return removed, unset
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker-user", required=True)
@@ -204,18 +304,26 @@ def main() -> None:
             fail(f"the policy's broker {broker!r} is the worker's account: give it its own.")
         ensure_account(broker)
     python, real = resolve_host_python()
-    replaced = install_launcher(args.launcher, python, real)
+    replaced, real = install_launcher(args.launcher, python, real)
     args.launcher.unlink()  # the build's copy; the installed one is root's, beside the interpreter
-    install_policy(args.policy, real)
+    library_path = worker_library_path()
+    check_interpreter_starts(real, library_path)
+    install_policy(args.policy, real, library_path)
     install_broker(args.broker)
     paths = sysconfig.get_paths()
-    libraries = {Path(paths[key]) for key in ("stdlib", "purelib", "platlib")}
-    make_read_only([APP_DIR, real.parent, *libraries])
+    # Resolved: /opt/python/3.12 is a link to the full version's directory, which walks see.
+    libraries = sorted({Path(paths[key]).resolve() for key in ("stdlib", "purelib", "platlib")})
+    make_read_only([APP_DIR, real.parent, replaced[0].parent, *libraries])
     lock_passwords()
     cleared = remove_privilege_bits()
     removed = remove_tools(keep={*replaced, real})
+    programs, modules = remove_unlisted_programs({replaced[0], real}, libraries)
     print(f"harden: launcher {replaced[0]} as {', '.join(map(str, replaced[1:]))}; real {real}")
-    print(f"harden: cleared {cleared} setuid/setgid bits, removed {removed} executables")
+    if library_path:
+        print(f"harden: the worker's LD_LIBRARY_PATH is fixed to {library_path}")
+    print(f"harden: cleared {cleared} setuid/setgid bits, removed {removed} executables on PATH "
+          f"or by name and {programs} other programs; {modules} scripts in Python's libraries "
+          "are no longer executable")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_SYMLINK_HOPS = 40
+HEAD_BYTES = 4
 
 
 def normalize(name: str) -> str:
@@ -57,8 +58,11 @@ class RootFS:
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {"/": Entry("/", 0o755, "dir", "", 0)}
         self.contents: dict[str, bytes] = {}
+        # The first bytes of every regular file with an executable bit: what kind of program
+        # it is (`\x7fELF`, `#!`), without keeping whole files.
+        self.heads: dict[str, bytes] = {}
 
-    def add(self, member: tarfile.TarInfo, data: bytes | None) -> None:
+    def add(self, member: tarfile.TarInfo, data: bytes | None, head: bytes = b"") -> None:
         path = normalize(member.name)
         kind = (
             "dir" if member.isdir() else "symlink" if member.issym()
@@ -70,6 +74,16 @@ class RootFS:
         self.entries[path] = Entry(path, member.mode, kind, target, member.uid)
         if data is not None:
             self.contents[path] = data
+        if member.isreg() and member.mode & 0o111:
+            self.heads[path] = head
+
+    def programs(self) -> dict[str, bytes]:
+        """Executable files (hard links as their target) and their first bytes."""
+        found = dict(self.heads)
+        for entry in self.entries.values():
+            if entry.kind == "hardlink" and entry.mode & 0o111 and entry.target in self.heads:
+                found[entry.path] = self.heads[entry.target]
+        return found
 
     def resolve(self, path: str) -> str | None:
         """The path with every symbolic link followed, inside this file system; None if dangling."""
@@ -136,11 +150,15 @@ def export(engine: str, container: str, wanted: Callable[[str], bool]) -> RootFS
         assert proc.stdout is not None  # noqa: S101 - Popen with stdout=PIPE always has it
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
-                data = None
-                if member.isreg() and wanted(normalize(member.name)):
+                data, head = None, b""
+                if member.isreg() and (wanted(normalize(member.name)) or member.mode & 0o111):
                     extracted = tar.extractfile(member)
-                    data = extracted.read() if extracted else None
-                fs.add(member, data)
+                    if extracted is not None and wanted(normalize(member.name)):
+                        data = extracted.read()
+                        head = data[:HEAD_BYTES]
+                    elif extracted is not None:
+                        head = extracted.read(HEAD_BYTES)
+                fs.add(member, data, head)
     if proc.returncode != 0:
         raise SystemExit(f"`{engine} export {container}` failed (exit {proc.returncode}).")
     return fs

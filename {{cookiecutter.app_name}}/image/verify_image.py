@@ -10,6 +10,8 @@ Prints `check | result | detail` (names only, never a value) and exits 1 on any 
 import argparse
 import json
 import os
+import posixpath
+import re
 import secrets
 import subprocess
 import sys
@@ -47,6 +49,10 @@ FORBIDDEN = {
     "remote access": ("sshd", "ssh", "scp", "sftp-server"),
 }  # fmt: skip
 LAUNCHER_POLICY_PATH = b"/etc/launcher/policy.conf"
+# The Functions host's directory (Azure/azure-functions-docker copies /azure-functions-host into
+# every image): its files are the host's own, and it is the first place the host looks for `python`.
+HOST_DIR = "/azure-functions-host"
+SHARED_LIBRARY = re.compile(r"\.so(\.[0-9]+)*$")
 START_DEADLINE_SECONDS = 60
 
 Row = tuple[str, bool, str]
@@ -66,7 +72,40 @@ def elf_interpreter(data: bytes) -> str | None:
     return ""
 
 
-def filesystem_rows(fs: RootFS, search_path: str) -> list[Row]:
+def host_resolution_row(fs: RootFS, cwd: str, search_path: str, launcher: str | None) -> Row:
+    """The `python` the host starts is the launcher, wherever the host looks first.
+
+    .NET's Process.Start with a bare name (dotnet/runtime, Process.Unix.cs, ResolvePath) takes
+    the first that exists of <host's directory>/python and <working directory>/python (any
+    file: no mode check), and only then searches PATH.
+    """
+    name = "no python ahead of the launcher (host dir, cwd, PATH)"
+    for where, directory in (("host's directory", HOST_DIR), ("working directory", cwd)):
+        path = posixpath.join(directory, "python")
+        resolved = fs.resolve(path)
+        entry = fs.entries.get(resolved) if resolved else None
+        if entry is not None and entry.kind != "dir" and resolved != launcher:
+            return name, False, f"{where}: {path} -> {resolved}"
+    found = fs.which("python", search_path)
+    first = f"{found} -> {fs.resolve(found)}" if found else "none on PATH"
+    ok = found is not None and launcher is not None and fs.resolve(found) == launcher
+    return name, ok, f"nothing in {HOST_DIR} or {cwd}; PATH: {first}"
+
+
+def program_row(fs: RootFS, allowed: set[str]) -> Row:
+    """Every program left is the host's, the interpreter or the launcher (libraries aside)."""
+    others = sorted(
+        path for path, head in fs.programs().items()
+        if (head == b"\x7fELF" and not SHARED_LIBRARY.search(path)) or head[:2] == b"#!"
+        if path not in allowed and not path.startswith(HOST_DIR + "/")
+    )  # fmt: skip
+    listed = f"{', '.join(sorted(allowed))} and {HOST_DIR}/"
+    detail = ", ".join(others[:6]) + (f" and {len(others) - 6} more" if len(others) > 6 else "")
+    name = "only the host, the interpreter and the launcher are programs"
+    return name, not others, f"also: {detail}" if others else listed
+
+
+def filesystem_rows(fs: RootFS, search_path: str, cwd: str = "/") -> list[Row]:
     rows: list[Row] = []
     python = fs.which("python", search_path)
     data = fs.read(python) if python else None
@@ -97,6 +136,9 @@ def filesystem_rows(fs: RootFS, search_path: str) -> list[Row]:
     )  # fmt: skip
     rows.append(("policy root-owned, exec is a root-owned interpreter", policy_ok,
                  f"exec {exec_lines[0] if exec_lines else '(none)'}"))  # fmt: skip
+    rows.append(host_resolution_row(fs, cwd, search_path, launcher if is_launcher else None))
+    interpreter = fs.resolve(exec_lines[0]) if exec_lines else None
+    rows.append(program_row(fs, {p for p in (launcher if is_launcher else None, interpreter) if p}))
 
     for group, names in FORBIDDEN.items():
         found = sorted(
@@ -172,9 +214,10 @@ def verify(engine: str, image: str, user: str) -> list[Row]:
             return [("image starts as its entrypoint", False, not_running)]
         rows += probe_rows(engine, container, marker, user)
         search_path = image_env(engine, image).get("PATH", "/usr/bin:/bin")
+        cwd = inspect(engine, "image", image)["Config"].get("WorkingDir") or "/"
         fs = export(engine, container, wanted=lambda p: p.rsplit("/", 1)[-1].startswith("python")
                     or p in ("/etc/shadow", "/etc/launcher/policy.conf"))  # fmt: skip
-        rows += filesystem_rows(fs, search_path)
+        rows += filesystem_rows(fs, search_path, cwd)
         return [(name, ok, detail.replace(marker, "<canary>")) for name, ok, detail in rows]
     finally:
         subprocess.run([engine, "rm", "--force", container], capture_output=True, check=False)

@@ -2,21 +2,24 @@
 # TEST FIXTURE, not part of the product: builds the offline stand-in images the template's image
 # tests build the product's Dockerfile on (no registry is reachable from these machines):
 #   localhost/standin/debian:<release>           debootstrap --variant=minbase, podman import
-#   localhost/standin/functions-python:<version> the official Functions Python base, imitated
+#   localhost/standin/functions-python:<version>-<sources hash>  the official Functions Python base
 #   localhost/standin/builder                    a Debian C toolchain, in place of gcc:14-bookworm
-# Usage: build.sh <python version>   (3.11 from bookworm, 3.13 from trixie). Idempotent: an image
-# is rebuilt only when missing or when its sources here changed (a hash kept in a label).
+# Usage: build.sh <python version>   (3.11, 3.12 or 3.13; README.md says from what). Idempotent: an
+# image is rebuilt only when missing or when its sources here changed (a hash kept in a label).
 set -eu
 
-version=${1:?usage: build.sh <python version, 3.11 or 3.13>}
+version=${1:?usage: build.sh <python version, 3.11, 3.12 or 3.13>}
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 host_ca=/etc/ssl/certs/ca-certificates.crt
 
+# Per version: the Debian release and its libpython, the Containerfile's target (the upstream
+# layout), and the prefix the interpreter lives under (the stand-in host's Python home).
 case "$version" in
-    3.11) release=bookworm link_dir=/usr/local/bin ;;
-    3.13) release=trixie link_dir=/usr/bin ;;
-    *) echo "standin: no Debian release ships Python $version; use 3.11 (bookworm) or 3.13 (trixie)." >&2
+    3.11) release=bookworm libpython=3.11 target=docker-python home=/usr/local ;;
+    3.12) release=bookworm libpython=3.11 target=oryx-ld-library-path home=/opt/python/3.12 ;;
+    3.13) release=trixie libpython=3.13 target=oryx-usr-lib-link home=/opt/python/3.13 ;;
+    *) echo "standin: no stand-in for Python $version; use 3.11, 3.12 or 3.13." >&2
        exit 2 ;;
 esac
 for tool in podman debootstrap flock; do
@@ -63,19 +66,22 @@ build() {  # $1 image, $2 Containerfile, $3 sources hash, then build args
         return 0
     fi
     context=$(mktemp -d /var/tmp/standin-context.XXXXXX)
-    cp "$here"/*.sh "$here"/*.py "$here"/*.json "$context/"
+    cp -r "$here"/. "$context/"
+    find "$context" -name __pycache__ -prune -exec rm -rf {} +
     cp "$host_ca" "$context/host-ca.crt"
     echo "standin: building $image"
-    podman build --label "$label=$hash" -f "$here/$containerfile" "$@" -t "$image" "$context" \
+    # STANDIN_NO_CACHE=1 builds without Podman's layer cache: what a fresh machine (CI) pays.
+    podman build ${STANDIN_NO_CACHE:+--no-cache} --label "$label=$hash" -f "$here/$containerfile" \
+        "$@" -t "$image" "$context" \
         >"$context.log" 2>&1 \
         || { tail -30 "$context.log" >&2; rm -rf "$context"
              echo "standin: building $image failed (the end of its log is above)." >&2; exit 1; }
     rm -rf "$context" "$context.log"
 }
 
-sources_hash() {  # the Containerfile, every file it copies, the host's CA bundle, the build args
-    { cat "$here/$1" "$here"/*.sh "$here"/*.py "$here"/*.json "$host_ca"; shift; echo "$@"
-      image_id "localhost/standin/debian:$release"; } \
+sources_hash() {  # every file here (names and contents), the host's CA bundle, the build args
+    { (cd "$here" && find . -type f ! -name '*.md' ! -name '*.pyc' | LC_ALL=C sort | xargs -d '\n' sha256sum)
+      cat "$host_ca"; echo "$@"; image_id "localhost/standin/debian:$release"; } \
         | sha256sum | cut -c1-16
 }
 
@@ -84,7 +90,12 @@ debian_image "$release"
 build localhost/standin/builder builder.Containerfile \
     "$({ cat "$here/builder.Containerfile"; image_id localhost/standin/debian:bookworm; } \
         | sha256sum | cut -c1-16)"
-build "localhost/standin/functions-python:$version" functions-python.Containerfile \
-    "$(sources_hash functions-python.Containerfile "$version $release $link_dir")" \
-    --build-arg "DEBIAN_IMAGE=localhost/standin/debian:$release" \
-    --build-arg "PYTHON_VERSION=$version" --build-arg "LINK_DIR=$link_dir"
+# The sources' hash is part of the name: checkouts whose stand-in sources differ (branches built
+# side by side on one machine) each keep their own image instead of rebuilding over each other's.
+hash=$(sources_hash "$version $release $libpython $target $home")
+image=localhost/standin/functions-python:$version-$hash
+build "$image" functions-python.Containerfile "$hash" \
+    --target "$target" --build-arg "DEBIAN_IMAGE=localhost/standin/debian:$release" \
+    --build-arg "PYTHON_VERSION=$version" --build-arg "LIBPYTHON=$libpython" \
+    --build-arg "PYTHON_HOME=$home"
+echo "$image"  # the last line: the image's name, for tests/image/standins.py

@@ -1,16 +1,18 @@
-#!/usr/bin/env python3
 # TEST FIXTURE, not part of the product: the stand-in Azure Functions host, installed as
-# /azure-functions-host/Microsoft.Azure.WebJobs.Script.WebHost in the stand-in base image (the
-# build rewrites the line above to the real interpreter's absolute path, so the host never runs
-# through the `python` on PATH that the product replaces with its launcher).
+# /azure-functions-host/standin_host.py and run by the ELF beside it,
+# /azure-functions-host/Microsoft.Azure.WebJobs.Script.WebHost (host_apphost.c), which embeds the
+# stand-in's Python: the host never runs through any `python` the product replaces or moves.
 """Starts the Python worker the way the real host does and serves HTTP in front of it.
 
-Like the real host it runs as root, reads workers/python/worker.config.json, resolves the
-worker's executable (`python`) on its own PATH, and starts
-`python <worker.py> --host 127.0.0.1 --port N --workerId <uuid> --requestId <uuid>` with its own
-full environment. The worker connects back; they speak JSON lines (README.md). HTTP on the port
-of ASPNETCORE_URLS: `/admin/host/status` reports the worker, anything else goes to the worker.
-It logs what happens, never the value of a variable. Standard library only.
+Like the real host it runs as root, reads workers/python/worker.config.json and starts its
+`defaultExecutablePath` (`python`) as .NET's Process.Start does with a bare file name: looked up
+in the host executable's own directory, then the current directory, then PATH, and passed on as
+argv[0] unchanged. The arguments are the real ones: the config's `arguments`, the worker path,
+`--host 127.0.0.1 --port N --workerId W --requestId R --grpcMaxMessageLength M` and their
+`--functions-*` copies; the environment is the host's own, full. The worker connects back; they
+speak JSON lines (README.md). HTTP on the port of ASPNETCORE_URLS: `/admin/host/status` reports
+the worker, anything else goes to the worker. It logs what happens, never the value of a variable.
+Standard library only.
 """
 
 import base64
@@ -19,7 +21,6 @@ import json
 import os
 import platform
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,29 @@ HOST_DIR = Path(os.environ.get("ASPNETCORE_CONTENTROOT", "/azure-functions-host"
 CONNECT_TIMEOUT = float(os.environ.get("STANDIN_WORKER_CONNECT_TIMEOUT", "60"))
 REQUEST_TIMEOUT = float(os.environ.get("STANDIN_REQUEST_TIMEOUT", "30"))
 MAX_BODY = 16 * 1024 * 1024
+# RpcWorkerConstants.DefaultMaxMessageLengthBytes in azure-functions-host.
+MAX_MESSAGE_LENGTH = 2147483647
+
+
+def resolve_path(name: str) -> str | None:
+    """Where Process.Start runs a file name from (dotnet/runtime, Process.Unix.cs, ResolvePath).
+
+    A rooted name as it is; else the first that exists (any file: File.Exists checks no mode) in
+    the host executable's directory, then the current directory; then the first executable on
+    PATH (empty entries skipped).
+    """
+    if name.startswith("/"):
+        return name
+    host_dir = os.path.dirname(os.path.realpath("/proc/self/exe"))
+    for directory in (host_dir, os.getcwd()):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    for directory in filter(None, os.environ.get("PATH", "").split(":")):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate) and os.stat(candidate).st_mode & 0o111:
+            return candidate
+    return None
 
 
 def log(message: str) -> None:
@@ -87,33 +111,38 @@ class Worker:
                 .replace("{architecture}", "X64")
             )
         )
-        # Resolved on the host's own PATH, as the real host does: this is the lookup the
-        # product's launcher has to win.
-        executable = shutil.which(
-            config["defaultExecutablePath"], path=os.environ.get("PATH", os.defpath)
-        )
+        executable_name = config["defaultExecutablePath"]
+        executable = resolve_path(executable_name)
         if executable is None:
-            return self.fail(f"{config['defaultExecutablePath']!r} is not on PATH")
+            return self.fail(f"{executable_name!r} is found neither beside the host nor on PATH")
         listener = socket.create_server(("127.0.0.1", 0))
         listener.settimeout(CONNECT_TIMEOUT)
         port = listener.getsockname()[1]
+        worker_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+        # Each configured argument is one string ("-X no_debug_ranges"), split on spaces when
+        # the host parses its command line.
+        arguments = [part for argument in config.get("arguments", []) for part in argument.split()]
         args = [
-            executable,
+            executable_name,
+            *arguments,
             str(worker_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workerId",
-            str(uuid.uuid4()),
-            "--requestId",
-            str(uuid.uuid4()),
+            *("--host", "127.0.0.1", "--port", str(port)),
+            *("--workerId", worker_id, "--requestId", request_id),
+            *("--grpcMaxMessageLength", str(MAX_MESSAGE_LENGTH)),
+            *("--functions-uri", f"http://127.0.0.1:{port}/"),
+            *("--functions-worker-id", worker_id, "--functions-request-id", request_id),
+            *("--functions-grpc-max-message-length", str(MAX_MESSAGE_LENGTH)),
         ]
-        log(f"starting worker: {' '.join(args)}")
+        script_root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")
+        environment = dict(os.environ)
+        environment["FUNCTIONS_WORKER_DIRECTORY"] = str(HOST_DIR / "workers/python")
+        environment.setdefault("PYTHON_THREADPOOL_THREAD_COUNT", "1000")
+        log(f"starting worker: {executable} as {' '.join(args)}")
         self.process = subprocess.Popen(
             args,
-            env=dict(os.environ),
-            cwd=worker_path.parent,
+            executable=executable,
+            env=environment,
+            cwd=script_root if os.path.isdir(script_root) else "/",
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -130,7 +159,6 @@ class Worker:
             listener.close()
         self._conn.settimeout(None)
         threading.Thread(target=self._read, daemon=True).start()
-        script_root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")
         answer = self.call({"type": "init", "scriptRoot": script_root}, CONNECT_TIMEOUT)
         if "error" in answer:
             return self.fail(f"the worker could not load the function app: {answer['error']}")
@@ -191,6 +219,10 @@ class Worker:
             "uid": self.reported.get("uid"),
             "gid": self.reported.get("gid"),
             "functions": self.functions,
+            "no_new_privs": None,
+            "seccomp": None,
+            "seccomp_filters": None,
+            "reported": self.reported,
         }
         # What the kernel says, not only what the worker claims: the launcher's drop must show here.
         # The process that connected may be a descendant of the one started (the launcher stays as
@@ -206,6 +238,9 @@ class Worker:
                 )
                 worker["uid"] = int(fields["Uid"].split()[1])
                 worker["gid"] = int(fields["Gid"].split()[1])
+                worker["no_new_privs"] = int(fields["NoNewPrivs"])
+                worker["seccomp"] = int(fields["Seccomp"])
+                worker["seccomp_filters"] = int(fields["Seccomp_filters"])
             except (OSError, KeyError, ValueError):
                 pass
         return {
@@ -213,6 +248,9 @@ class Worker:
             "error": self.error,
             "version": os.environ.get("HOST_VERSION"),
             "python": platform.python_version(),
+            # The container engine's own filter counts here too: a filter the launcher installs
+            # shows as the worker having more than the host.
+            "seccomp_filters": seccomp_filters(),
             "worker": worker,
         }
 
@@ -227,6 +265,13 @@ def descends_from(pid: int, ancestor: int) -> bool:
             return False
         pid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
     return False
+
+
+def seccomp_filters() -> int | None:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Seccomp_filters:"):
+            return int(line.split()[1])
+    return None
 
 
 WORKER = Worker()

@@ -1,13 +1,15 @@
-# TEST FIXTURE, not part of the product: the stand-in Python language worker, installed as
-# /azure-functions-host/workers/python/<version>/LINUX/X64/worker.py in the stand-in base image.
+# TEST FIXTURE, not part of the product: the stand-in Python language worker's protocol code,
+# installed as azure_functions_worker/main.py (up to 3.12) or azure_functions_runtime/main.py
+# (3.13) beside worker.py in /azure-functions-host/workers/python/<version>/LINUX/X64.
 """Loads the function app and runs its HTTP functions for the stand-in host.
 
-Started by the host as `python worker.py --host H --port N --workerId W --requestId R`, like the
-real worker; it connects back and speaks JSON lines (README.md). It imports `function_app` from
-the script root the host sends, indexes `app.get_functions()`, and calls the user function with
-a real `azure.functions.HttpRequest`. Standard library plus azure-functions (installed with the
-app's requirements). It never prints a variable's value; a function that raises is answered with
-its exception's class name only.
+Run as `python -m azure_functions_worker` or `python -m proxy_worker` by worker.py (or imported by
+it), with the host's arguments (`--host H --port N --workerId W --requestId R` and the rest); it
+connects back and speaks JSON lines (README.md). It imports `function_app` from the script root
+the host sends, indexes `app.get_functions()`, and calls the user function with a real
+`azure.functions.HttpRequest`. Standard library plus azure-functions (installed with the app's
+requirements). It never prints a variable's value; a function that raises is answered with its
+exception's class name only.
 """
 
 import argparse
@@ -153,7 +155,8 @@ class Worker:
         }
 
 
-def main() -> None:
+def main(started_as: str) -> None:
+    """Serve the host; `started_as` names the module the worker runs as (what worker.py chose)."""
     parser = argparse.ArgumentParser()
     for option in ("--host", "--port", "--workerId", "--requestId"):
         parser.add_argument(option, required=True)
@@ -178,6 +181,13 @@ def main() -> None:
             "gid": os.getgid(),
             "euid": os.geteuid(),
             "python": platform.python_version(),
+            # How this process was started, for the tests of the real worker's re-exec: names
+            # and paths only, never a value of the environment.
+            "module": started_as,
+            "executable": sys.executable,
+            "argv": sys.orig_argv,
+            "pythonpath": os.environ.get("PYTHONPATH"),
+            "environ": sorted(os.environ),
         }
     )
     with connection.makefile("rb") as lines:
@@ -194,7 +204,3 @@ def main() -> None:
                 answer = {"error": type(error).__name__, "raised": True}
             send({"type": f"{message['type']}_result", "id": message["id"], **answer})
     log("the host closed the connection")
-
-
-if __name__ == "__main__":
-    main()
