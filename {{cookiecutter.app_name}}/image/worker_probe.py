@@ -83,6 +83,15 @@ def no_new_privs() -> Result:
     return value == "1", f"NoNewPrivs: {value}"
 
 
+def no_installer_modules() -> Result:
+    """No way to install code from Python itself: `python -m pip install --target /tmp/x`."""
+    import importlib.util
+
+    found = [name for name in ("pip", "setuptools", "wheel", "ensurepip")
+             if importlib.util.find_spec(name) is not None]  # fmt: skip
+    return not found, f"importable: {', '.join(found)}" if found else "none importable"
+
+
 def health_answers() -> Result:
     root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")  # noqa: SIM112
     os.chdir(root)
@@ -112,6 +121,7 @@ def main() -> None:
         "cannot write site-packages": lambda: cannot_write("site-packages", purelib),
         "cannot regain root": cannot_regain_root,
         "no_new_privs is set": no_new_privs,
+        "no package installer modules": no_installer_modules,
         "function app imports, health answers": health_answers,
     }
     results: dict[str, Result] = {}
