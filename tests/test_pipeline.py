@@ -1,10 +1,13 @@
 """The generated pipeline: pinned actions, least privilege, serialised deploys, and the generated
 project's own `make lint` (actionlint, zizmor, checkov) clean for private networking on and off."""
 
+import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +225,130 @@ def test_no_infra_bake_lints_without_bicep(bake, lint_venv: Path) -> None:
     assert "github_actions scan results" in result.stdout
     assert "bicep scan results" not in result.stdout
     shutil.rmtree(project / "lint" / "node_modules", ignore_errors=True)
+
+
+# The release job's steps after the build, run for real in bash the way a runner runs them. The
+# registry, Sigstore and Azure are out of reach here, so `docker`, `make`, `cosign` and `az` are
+# small stand-ins that record their arguments and succeed, or refuse where a test says; what is
+# under test is the job's own wiring: which digest each command is handed, and what stops it.
+FAKE_DIGEST = "sha256:" + "d1" * 32
+FAKE_SHA = "0123456789abcdef0123456789abcdef01234567"
+REPOSITORY = "contoso/orders"
+SIGNER = f"https://github.com/{REPOSITORY}/.github/workflows/pipeline.yml@refs/heads/main"
+PROVENANCE = {"buildType": "https://mobyproject.org/buildkit@v1", "invocation": {"parameters": {}}}
+METADATA = {"containerimage.digest": FAKE_DIGEST, "buildx.build.provenance": PROVENANCE}
+STAND_IN = """#!/usr/bin/env python3
+import json, os, sys
+name, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+with open(os.environ["STAND_IN_LOG"], "a") as log:
+    log.write(json.dumps([name, *args]) + "\\n")
+if name == "make":
+    print("check | result | detail\\nno shells | pass | none")
+refused = f"{name} {args[0]}" in os.environ["STAND_IN_REFUSES"].split(",")
+sys.exit(1 if refused else 0)
+"""
+
+
+@dataclass
+class Release:
+    calls: list[list[str]]
+    inputs: dict[str, dict[str, str]]
+    stopped_at: str | None
+    work: Path
+
+
+def run_release(project: Path, tmp_path: Path, refuses: str = "") -> Release:
+    data = workflow(project)
+    steps = data["jobs"]["release"]["steps"]
+    build = next(i for i, step in enumerate(steps) if step.get("id") == "build")
+    bin_dir, work = tmp_path / "bin", tmp_path / "work"
+    bin_dir.mkdir()
+    work.mkdir()
+    for tool in ("docker", "make", "cosign", "az"):
+        (bin_dir / tool).write_text(STAND_IN)
+        (bin_dir / tool).chmod(0o755)
+    log, github_env = tmp_path / "calls.jsonl", work / "github_env"
+    log.touch()
+    github_env.touch()
+    context = {"steps.build.outputs.digest": FAKE_DIGEST, "github.sha": FAKE_SHA,
+               "steps.build.outputs.metadata": json.dumps(METADATA), "env.IMAGE": data["env"]["IMAGE"]}
+
+    def render(value: object) -> str:  # an expression this test does not know fails it
+        return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m[1]], str(value))
+
+    base = {**os.environ, **{k: str(v) for k, v in data["env"].items()},
+            "PATH": f"{bin_dir}:{os.environ['PATH']}", "STAND_IN_LOG": str(log),
+            "STAND_IN_REFUSES": refuses, "GITHUB_SHA": FAKE_SHA, "GITHUB_REPOSITORY": REPOSITORY,
+            "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REF": "refs/heads/main",
+            "GITHUB_WORKFLOW_REF": f"{REPOSITORY}/.github/workflows/pipeline.yml@refs/heads/main",
+            "GITHUB_RUN_ID": "42", "GITHUB_EVENT_NAME": "schedule", "GITHUB_ENV": str(github_env),
+            "GITHUB_STEP_SUMMARY": str(work / "summary.md")}  # fmt: skip
+    # GitHub's documented flags: a named `bash` gets -eo pipefail, an unnamed shell only -e.
+    shell = data.get("defaults", {}).get("run", {}).get("shell")
+    flags = ["-eo", "pipefail"] if shell == "bash" else ["-e"]
+    inputs: dict[str, dict[str, str]] = {}
+    for step in steps[build + 1 :]:
+        if "uses" in step:
+            inputs[step["uses"].split("@")[0]] = {k: render(v) for k, v in step.get("with", {}).items()}
+            continue
+        exported = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+        env = base | exported | {k: render(v) for k, v in step.get("env", {}).items()}
+        script = step.get("shell", shell)
+        assert script in (None, "bash"), f"{step['name']}: a shell this test does not model"
+        result = subprocess.run(["bash", "--noprofile", "--norc", *flags, "-c", step["run"]], cwd=work,
+                                env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        if result.returncode != 0:
+            calls = [json.loads(line) for line in log.read_text().splitlines()]
+            return Release(calls, inputs, step["name"], work)
+    return Release([json.loads(line) for line in log.read_text().splitlines()], inputs, None, work)
+
+
+def test_release_hands_the_one_digest_to_every_command(project: Path, tmp_path: Path) -> None:
+    require_tool("jq", "run the release job's steps, which read and write JSON with jq")
+    data = workflow(project)
+    release = run_release(project, tmp_path)
+    assert release.stopped_at is None
+    pinned = f"{data['env']['IMAGE']}@{FAKE_DIGEST}"
+    expected_signer = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+                       "--certificate-identity", SIGNER,
+                       "--certificate-github-workflow-repository", REPOSITORY,
+                       "--certificate-github-workflow-ref", "refs/heads/main",
+                       "--certificate-github-workflow-sha", FAKE_SHA]  # fmt: skip
+    assert release.calls == [
+        ["docker", "pull", pinned],
+        ["make", "verify-image", "ENGINE=docker", f"IMAGE={pinned}"],
+        ["cosign", "sign", "--yes", pinned],
+        ["cosign", "attest", "--yes", "--type", "slsaprovenance02", "--predicate", "provenance.json", pinned],
+        ["cosign", "verify", *expected_signer, pinned],
+        ["cosign", "verify-attestation", "--type", "slsaprovenance02", *expected_signer, pinned],
+        ["az", "functionapp", "config", "set", "--name", data["env"]["APP_NAME"],
+         "--resource-group", data["env"]["RESOURCE_GROUP"], "--linux-fx-version", f"DOCKER|{pinned}",
+         "--output", "none"],
+    ]  # fmt: skip
+    assert release.inputs["anchore/scan-action"]["image"] == pinned
+    # What cosign attests is the provenance of the one build, taken from its metadata output.
+    assert json.loads((release.work / "provenance.json").read_text()) == PROVENANCE
+    record = json.loads((release.work / "deployment-record.json").read_text())
+    assert (record["image"], record["signer"], record["commit"]) == (pinned, SIGNER, FAKE_SHA)
+    assert "no shells | pass | none" in record["verify_image"]
+    summary = (release.work / "summary.md").read_text()
+    assert pinned in summary and SIGNER in summary and "no shells | pass | none" in summary
+    assert release.inputs["actions/upload-artifact"]["path"] == "deployment-record.json"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "stops_at"),
+    [("make verify-image", "Prove the hardening claims on the pushed digest"),
+     ("cosign sign", "Sign the digest and attest its provenance (keyless, this job's identity)"),
+     ("cosign verify", "Verify the signature and the provenance (issuer, repository, workflow, commit)"),
+     ("cosign verify-attestation",
+      "Verify the signature and the provenance (issuer, repository, workflow, commit)")],
+)  # fmt: skip
+def test_release_never_deploys_a_digest_that_fails_a_check(
+    project: Path, tmp_path: Path, refusal: str, stops_at: str
+) -> None:
+    require_tool("jq", "run the release job's steps, which read and write JSON with jq")
+    release = run_release(project, tmp_path, refuses=refusal)
+    assert release.stopped_at == stops_at
+    assert [call for call in release.calls if call[0] == "az"] == []
+    assert not (release.work / "deployment-record.json").exists()
