@@ -72,6 +72,24 @@ def install_offline(python: str, lock: Path, wheels: Path, venv: Path) -> subpro
 
 @pytest.mark.parametrize("version", SUPPORTED_PYTHON_VERSIONS)
 @pytest.mark.parametrize("lock", LOCKS)
+def test_lock_is_complete_and_hashed_on_every_python(
+    project: Path, wheels: Path, lock: str, version: str
+) -> None:
+    """pip resolves each lock with that interpreter's own markers in hash-checking mode: a
+    dependency the lock lacks, or a release with no wheel for that Python, fails here."""
+    download(interpreter(version), project / lock, wheels)
+
+
+# A fresh venv from the wheel cache alone: the runtime lock on every Python the image may run,
+# the tools' locks on the default one (their completeness on the others is proven above).
+OFFLINE_INSTALLS = [
+    *(("requirements.txt", version) for version in SUPPORTED_PYTHON_VERSIONS),
+    ("requirements-dev.txt", "3.11"),
+    ("lint/requirements-lint.txt", "3.11"),
+]
+
+
+@pytest.mark.parametrize(("lock", "version"), OFFLINE_INSTALLS)
 def test_lock_installs_offline_in_hash_checking_mode(
     project: Path, wheels: Path, tmp_path: Path, lock: str, version: str
 ) -> None:
