@@ -96,6 +96,11 @@ def problems(answers: dict) -> list[str]:
             f"azure_region {answers['azure_region']!r} is not a known region: use a name such"
             " as westeurope or eastus2 (`az account list-locations -o table` lists them)."
         )
+    if answers["license"] not in answers["_licenses"]:
+        found.append(
+            f"license {answers['license']!r} is not offered: choose one of"
+            f" {', '.join(answers['_licenses'])} (an SPDX identifier, or proprietary)."
+        )
     for switch in SWITCHES:
         if not isinstance(answers[switch], bool):
             found.append(f"{switch} {answers[switch]!r} is invalid: answer yes or no.")

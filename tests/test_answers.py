@@ -39,6 +39,7 @@ BAD_ANSWERS = [
     ("worker_user", "Upper", "lowercase letter"),
     ("project_name", 'say "hi"', "without quotes"),
     ("project_name", "", "1 to 80 printable"),
+    ("license", "GPL-3.0", "license 'GPL-3.0' is not offered: choose one of proprietary, MIT, Apache-2.0"),
 ]
 
 

@@ -5,6 +5,8 @@ cache makes later sessions fast. The negative test verifies the app stage (the s
 with the app, unhardened) so that `verify-image` is shown to fail where it must.
 """
 
+import hashlib
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ REQUIRED_CHECKS = (
     "worker's identity endpoint is the broker",
     "storage token refused by the broker",
     "broker's account and /proc out of reach",
+    "no package installer modules",
     "function app imports, health answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
@@ -231,6 +234,7 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "no setuid/setgid file",
         "root's password locked",
         "no remote access",
+        "no package installer modules",
     )
     assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")
     assert "verify-image:" in result.stderr and "failed" in result.stderr
@@ -290,6 +294,30 @@ def test_hardening_refuses_a_base_with_a_python_beside_the_host(
         "harden: /azure-functions-host/python exists: the host would start it instead of the "
         "launcher; remove it."
     ) in result.stdout + result.stderr
+def test_image_build_refuses_a_tampered_lock(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The Dockerfile installs in hash-checking mode: one altered hash in requirements.txt (a
+    swapped release on the index looks the same to pip) stops the build."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    project = tmp_path / "project"
+    shutil.copytree(built.project, project)
+    lock = project / "requirements.txt"
+    block = re.search(r"^azure-functions==\S+ \\\n(?:\s+--hash=sha256:\w+.*\n)+", lock.read_text(), re.M)
+    assert block, "requirements.txt has no hashed azure-functions pin"
+    fake = hashlib.sha256(b"tampered").hexdigest()
+    tampered = re.sub(r"sha256:\w+", f"sha256:{fake}", block[0])
+    lock.write_text(lock.read_text().replace(block[0], tampered))
+    result = subprocess.run(
+        ["make", "-C", str(project), "image", f"ENGINE={ENGINE}",
+         f"IMAGE={TEST_IMAGES}/tampered:{built.version}", f"BASE_IMAGE={built.base}",
+         f"BUILDER_IMAGE={built.builder}"],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, "the image built from a lock with a tampered hash"
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in output, output[-3000:]
+    assert re.search(rf"azure[-_]functions.*\n\s+Expected sha256 {fake}", output), output[-3000:]
 
 
 def test_figures_show_what_hardening_removed(

@@ -7,7 +7,7 @@ set -eu
 
 # command:package pairs; a command already on PATH (however it got there) is not reinstalled.
 NEEDS="podman:podman runc:runc debootstrap:debootstrap clang:clang gcc:gcc make:make
-readelf:binutils npm:npm musl-gcc:musl-tools"
+readelf:binutils npm:npm musl-gcc:musl-tools jq:jq"
 CONF=/etc/containers/containers.conf
 MARK="# written by the template's tests/machine/setup.sh"
 

@@ -7,6 +7,8 @@ Every step fails the build with one sentence instead of leaving a half-hardened 
 """
 
 import argparse
+import importlib.metadata
+import importlib.util
 import os
 import re
 import shutil
@@ -46,6 +48,8 @@ KEPT_ON_PATH: set[str] = set()
 # Directories removed whole: sshd's host keys (private keys baked into a public image) and the
 # base's bash entry scripts, which cannot run without bash and are replaced by ENTRYPOINT.
 REMOVED_DIRS = ("/etc/ssh", "/opt/startup")
+# Package installers, removed as modules (pip's script goes with everything else on PATH).
+INSTALLERS = ("pip", "setuptools", "wheel")
 
 
 def fail(message: str) -> NoReturn:
@@ -214,6 +218,35 @@ def make_read_only(tops: list[Path]) -> None:
                 path.chmod(stat.S_IMODE(info.st_mode) & ~writable)
 
 
+def remove_installer_modules() -> list[str]:
+    """pip, setuptools and wheel, wherever the interpreter finds them, and ensurepip, which would
+    bring pip back: with any of them importable, code that gets to run Python installs whatever
+    it likes (`python -m pip install --target /tmp/x ...`), executables or not. Each
+    distribution's RECORD names its top-level packages (pkg_resources, _distutils_hack and its
+    .pth file come with setuptools); everything under those names goes."""
+    removed: list[str] = []
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name not in INSTALLERS:
+            continue
+        site = Path(str(dist.locate_file(""))).resolve()
+        for file in dist.files or []:
+            path = Path(str(dist.locate_file(file))).resolve()
+            top = site / path.relative_to(site).parts[0] if path.is_relative_to(site) else path
+            if top.is_dir() and not top.is_symlink():
+                shutil.rmtree(top)
+            elif top.exists() or top.is_symlink():
+                top.unlink()
+        removed.append(f"{name} {dist.version}")
+    shutil.rmtree(Path(sysconfig.get_paths()["stdlib"]) / "ensurepip", ignore_errors=True)
+    importlib.invalidate_caches()
+    for module in (*INSTALLERS, "ensurepip"):
+        sys.modules.pop(module, None)
+        if importlib.util.find_spec(module) is not None:
+            fail(f"the module {module} is still importable after its removal.")
+    return removed
+
+
 def lock_passwords() -> None:
     """Root (and every account) gets `!`: no password login, and no known hash left to crack."""
     shadow = Path("/etc/shadow")
@@ -314,6 +347,7 @@ def main() -> None:
     # Resolved: /opt/python/3.12 is a link to the full version's directory, which walks see.
     libraries = sorted({Path(paths[key]).resolve() for key in ("stdlib", "purelib", "platlib")})
     make_read_only([APP_DIR, real.parent, replaced[0].parent, *libraries])
+    installers = remove_installer_modules()
     lock_passwords()
     cleared = remove_privilege_bits()
     removed = remove_tools(keep={*replaced, real})
@@ -324,6 +358,7 @@ def main() -> None:
     print(f"harden: cleared {cleared} setuid/setgid bits, removed {removed} executables on PATH "
           f"or by name and {programs} other programs; {modules} scripts in Python's libraries "
           "are no longer executable")  # fmt: skip
+    print(f"harden: removed ensurepip and {', '.join(installers) or 'no other installer'}")
 
 
 if __name__ == "__main__":

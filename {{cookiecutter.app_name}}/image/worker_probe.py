@@ -151,6 +151,15 @@ def broker_is_out_of_reach() -> Result:
     )
 
 
+def no_installer_modules() -> Result:
+    """No way to install code from Python itself: `python -m pip install --target /tmp/x`."""
+    import importlib.util
+
+    found = [name for name in ("pip", "setuptools", "wheel", "ensurepip")
+             if importlib.util.find_spec(name) is not None]  # fmt: skip
+    return not found, f"importable: {', '.join(found)}" if found else "none importable"
+
+
 def health_answers() -> Result:
     root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")  # noqa: SIM112
     os.chdir(root)
@@ -185,6 +194,7 @@ def main() -> None:
         ),
         "storage token refused by the broker": storage_token_refused,
         "broker's account and /proc out of reach": broker_is_out_of_reach,
+        "no package installer modules": no_installer_modules,
         "function app imports, health answers": health_answers,
     }
     results: dict[str, Result] = {}
