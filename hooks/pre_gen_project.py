@@ -50,6 +50,8 @@ def problems(answers: dict) -> list[str]:
         value = answers[field]
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
             found.append(f"{field} {value!r} is invalid: it must be {rule}.")
+    # cookiecutter's choice list already refuses an unlisted version; this catches a fork whose
+    # list and _supported_python_versions drift apart.
     versions = answers["_supported_python_versions"]
     if answers["python_version"] not in versions:
         found.append(
@@ -71,8 +73,19 @@ def problems(answers: dict) -> list[str]:
     return found
 
 
+# Cookiecutter reports any failed hook with its own "Hook script failed" traceback, whatever the
+# exit status, and a hook cannot stop that; so the last line here says where the answer is.
+AFTER_ERRORS = (
+    "Nothing was written; cookiecutter's traceback below only reports this check. To answer again"
+    " without retyping, correct the value in cookiecutter's replay file"
+    " (~/.cookiecutter_replay/<template>.json) and run `cookiecutter --replay <template>`; with"
+    " cruft, pass your answers as a file: `cruft create --extra-context-file answers.json <template>`."
+)
+
 if __name__ == "__main__":
     errors = problems(ANSWERS)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
+    if errors:
+        print(AFTER_ERRORS, file=sys.stderr)
     sys.exit(1 if errors else 0)

@@ -64,6 +64,21 @@ def test_cli_bake_takes_under_two_seconds(tmp_path: Path) -> None:
     assert elapsed < 2.0, f"baking took {elapsed:.2f} s"
 
 
+def test_next_steps_name_the_project_and_only_a_person_sees_them(tmp_path: Path) -> None:
+    """A person's bake prints where the project is; `make demo` (which moves the project on)
+    sets TEMPLATE_BAKE_QUIET; cruft's comparison bakes are checked in test_update.py."""
+    cookiecutter = shutil.which("cookiecutter")
+    assert cookiecutter
+    person = run([cookiecutter, "--no-input", str(TEMPLATE), "-o", str(tmp_path / "person")])
+    project = tmp_path / "person" / "hardened-functions-app"
+    assert f"  cd {project}\n" in person.stdout
+    assert "make run" in person.stdout
+    demo = run([cookiecutter, "--no-input", str(TEMPLATE), "-o", str(tmp_path / "demo")],
+               env={**os.environ, "TEMPLATE_BAKE_QUIET": "1"})  # fmt: skip
+    assert "Next steps" not in demo.stdout + demo.stderr
+    assert (tmp_path / "demo" / "hardened-functions-app" / "Makefile").is_file()
+
+
 def python_for(version: str) -> str:
     """The matching interpreter when the machine has one, so that pip and mypy see that
     version; otherwise python3 (mypy still checks against the baked version)."""
@@ -88,7 +103,7 @@ def python_for(version: str) -> str:
 )
 def test_generated_project_make_test_passes(bake, answers: dict) -> None:
     project = bake(**answers)
-    version = answers.get("python_version", "3.11")
+    version = answers.get("python_version", "3.13")
     result = run(["make", "test", f"PYTHON={python_for(version)}"], cwd=project, timeout=900)
     assert re.search(r"\d+ passed", result.stdout), result.stdout[-2000:]
     assert "failed" not in result.stdout.splitlines()[-1]
