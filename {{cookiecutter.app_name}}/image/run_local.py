@@ -217,7 +217,7 @@ def announce_when_ready(port: int, container: subprocess.Popen[bytes]) -> None:
 
 
 def interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt  # SIGTERM ends the run the way Ctrl+C does
+    raise KeyboardInterrupt  # SIGTERM, and SIGINT whatever we inherited, end the run as Ctrl+C does
 
 
 def run(engine: str, image: str, name: str, port: int) -> int:
@@ -248,7 +248,9 @@ def run(engine: str, image: str, name: str, port: int) -> int:
     container = subprocess.Popen(command)
     try:
         threading.Thread(target=announce_when_ready, args=(port, container), daemon=True).start()
-        signal.signal(signal.SIGTERM, interrupt)
+        # SIGINT too: a shell that starts a job in the background makes it ignore SIGINT.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, interrupt)
         code = container.wait()
     except KeyboardInterrupt:
         interrupted = True
