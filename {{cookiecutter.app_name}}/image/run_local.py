@@ -67,15 +67,18 @@ def check_engine(engine: str) -> None:
     if Path(engine).name != "docker":
         return
     info = subprocess.run(
-        {% raw %}[engine, "info", "--format", "{{.SecurityOptions}} {{.OperatingSystem}}"],{% endraw %}
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if "rootless" in info.stdout:
+        [engine, "info", "--format", "json"], capture_output=True, text=True, check=False
+    )
+    try:
+        details = json.loads(info.stdout)
+    except ValueError:
+        return  # a Docker older than 23 has no JSON here; run, and let the engine say what fails
+    if any("rootless" in option for option in details.get("SecurityOptions") or []):
         fail(
             "rootless Docker keeps --network host in its own namespace, where Azurite on this "
             "machine's 127.0.0.1 cannot be reached: use Podman (rootless works) or rootful Docker."
         )
-    if "Docker Desktop" in info.stdout:
+    if "Docker Desktop" in str(details.get("OperatingSystem", "")):
         say("Docker Desktop: this needs Settings > Resources > Network > Enable host networking.")
 
 
