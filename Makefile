@@ -34,8 +34,8 @@ demo: $(BIN)/.installed ## bake the default project into build/demo and run its 
 		$(MAKE) -C $(DEMO) test PYTHON=$(PYTHON); fi
 	@printf '\nThe default project is in %s and its checks pass.\nNext: cd %s && make run   # the app on http://localhost:7071 (make help for the rest)\n' $(DEMO) $(DEMO)
 
-standin: ## build the offline stand-in base images (test fixtures) for PYTHON_VERSION (3.11 or 3.13)
-	tests/image/standin/build.sh $(or $(PYTHON_VERSION),3.11)
+standin: ## build the offline stand-in base images (test fixtures) for PYTHON_VERSION (3.13 or 3.11)
+	tests/image/standin/build.sh $(or $(PYTHON_VERSION),3.13)
 
 clean: ## remove the virtual environment and build/
 	rm -rf $(VENV) build
