@@ -65,6 +65,25 @@ def wait_for_health(port: int, make_run: subprocess.Popen[str], log: Path) -> No
     pytest.fail(f"the app never answered on port {port}:\n{log.read_text()[-4000:]}")
 
 
+def test_a_taken_port_stops_make_run_before_it_starts_anything(bake) -> None:
+    require_tool("podman", "run the image")
+    project = bake()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "image/run_local.py", "run", "--engine", ENGINE, "--image", "absent",
+             "--name", "absent", "--port", str(port)],
+            cwd=project, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"make run: port {port} is in use (a `make run` already?): `make stop`, or choose PORT=."
+    )
+    assert not (project / ".run").exists() and not (project / "local.secrets.json").exists()
+
+
 def test_make_run_serves_the_app_with_azurite_and_make_stop_ends_everything(
     bake, tmp_path: Path
 ) -> None:
