@@ -50,8 +50,6 @@ def problems(answers: dict) -> list[str]:
         value = answers[field]
         if not isinstance(value, str) or not re.fullmatch(pattern, value):
             found.append(f"{field} {value!r} is invalid: it must be {rule}.")
-    # cookiecutter's choice list already refuses an unlisted version; this catches a fork whose
-    # list and _supported_python_versions drift apart.
     versions = answers["_supported_python_versions"]
     if answers["python_version"] not in versions:
         found.append(
