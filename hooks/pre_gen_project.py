@@ -111,8 +111,19 @@ def problems(answers: dict) -> list[str]:
     return found
 
 
+# Cookiecutter reports any failed hook with its own "Hook script failed" traceback, whatever the
+# exit status, and a hook cannot stop that; so the last line here says where the answer is.
+AFTER_ERRORS = (
+    "Nothing was written; cookiecutter's traceback below only reports this check. To answer again"
+    " without retyping, correct the value in cookiecutter's replay file"
+    " (~/.cookiecutter_replay/<template>.json) and run `cookiecutter --replay <template>`; with"
+    " cruft, pass your answers as a file: `cruft create --extra-context-file answers.json <template>`."
+)
+
 if __name__ == "__main__":
     errors = problems(ANSWERS)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
+    if errors:
+        print(AFTER_ERRORS, file=sys.stderr)
     sys.exit(1 if errors else 0)

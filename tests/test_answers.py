@@ -2,6 +2,7 @@
 names derived from any free text are valid, and the globally unique ones carry the unique part."""
 
 import re
+import json
 import subprocess
 from pathlib import Path
 
@@ -33,8 +34,6 @@ BAD_ANSWERS = [
     ("resource_group", "ends.", "not ending with a period"),
     ("resource_group", "", "resource_group '' is invalid"),
     ("azure_region", "mars", "azure_region 'mars' is not a known region"),
-    ("python_version", "3.9", "python_version '3.9' is not supported"),
-    ("python_version", "3.14", "choose one of 3.11, 3.12, 3.13"),
     ("worker_user", "root", "worker_user 'root' is invalid"),
     ("worker_user", "Upper", "lowercase letter"),
     ("project_name", 'say "hi"', "without quotes"),
@@ -89,6 +88,55 @@ def test_every_bad_answer_gets_its_own_sentence(tmp_path: Path) -> None:
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert [e.split()[1] for e in errors] == ["app_name", "acr_name", "azure_region"]
     assert list((tmp_path / "out").iterdir()) == []
+    # Cookiecutter's traceback follows any failed hook; the line before it says what to do.
+    after = result.stderr.split(errors[-1], 1)[1]
+    assert after.lstrip().startswith("Nothing was written"), after[:300]
+    assert "cookiecutter --replay" in after and "cruft create --extra-context-file" in after
+
+
+def test_python_version_is_a_menu_of_the_supported_versions_newest_first() -> None:
+    answers = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    offered = answers["python_version"]
+    assert offered[0] == "3.13", "the default is Microsoft's recommendation for new apps"
+    assert sorted(offered) == sorted(answers["_supported_python_versions"])
+    assert offered == sorted(offered, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+
+
+@pytest.mark.parametrize("version", ["3.14", "3.9"])
+def test_an_unlisted_python_version_is_refused_before_anything_is_written(
+    tmp_path: Path, version: str
+) -> None:
+    """Cookiecutter checks a choice answer itself, before any hook, with one sentence of its own
+    (after its traceback: a hook never sees the value)."""
+    result = bake_cli(tmp_path, f"python_version={version}")
+    assert result.returncode != 0
+    assert result.stderr.rstrip().endswith(
+        f"{version} provided for choice variable python_version, but the choices are "
+        "['3.13', '3.12', '3.11']."
+    ), result.stderr[-500:]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_replay_answers_again_without_retyping(tmp_path: Path) -> None:
+    """The README's advice after a refused bake: fix the one value in the replay file, replay."""
+    replay_dir = tmp_path / "replay"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"replay_dir: {replay_dir}\n")
+    refused = bake_cli(tmp_path, "--config-file", str(config), "app_name=orders-api",
+                       "azure_region=moon")  # fmt: skip
+    assert refused.returncode != 0
+    (replay_file,) = replay_dir.glob("*.json")
+    saved = json.loads(replay_file.read_text())
+    saved["cookiecutter"]["azure_region"] = "swedencentral"
+    replay_file.write_text(json.dumps(saved))
+    replayed = subprocess.run(
+        ["cookiecutter", "--replay", "--config-file", str(config), str(TEMPLATE),
+         "-o", str(tmp_path / "out")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    readme = (tmp_path / "out" / "orders-api" / "README.md").read_text()
+    assert "swedencentral" in readme
 
 
 def test_private_networking_without_infra_is_refused(tmp_path: Path) -> None:

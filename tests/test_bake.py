@@ -64,6 +64,53 @@ def test_cli_bake_takes_under_two_seconds(tmp_path: Path) -> None:
     assert elapsed < 2.0, f"baking took {elapsed:.2f} s"
 
 
+def test_next_steps_name_the_project_and_only_a_person_sees_them(tmp_path: Path) -> None:
+    """A person's bake prints where the project is; `make demo` (which moves the project on)
+    sets TEMPLATE_BAKE_QUIET; cruft's comparison bakes are checked in test_update.py."""
+    cookiecutter = shutil.which("cookiecutter")
+    assert cookiecutter
+    person = run([cookiecutter, "--no-input", str(TEMPLATE), "-o", str(tmp_path / "person")])
+    project = tmp_path / "person" / "hardened-functions-app"
+    assert f"  cd {project}\n" in person.stdout
+    assert "make run" in person.stdout
+    demo = run([cookiecutter, "--no-input", str(TEMPLATE), "-o", str(tmp_path / "demo")],
+               env={**os.environ, "TEMPLATE_BAKE_QUIET": "1"})  # fmt: skip
+    assert "Next steps" not in demo.stdout + demo.stderr
+    assert (tmp_path / "demo" / "hardened-functions-app" / "Makefile").is_file()
+
+
+def test_a_missing_python_is_named_in_one_sentence_and_nothing_is_made(bake) -> None:
+    project = bake(python_version="3.12")
+    result = subprocess.run(["make", "test", "PYTHON=python3.12-absent"], cwd=project,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode != 0
+    sentences = [line for line in result.stderr.splitlines() if not line.startswith("make: ***")]
+    assert sentences == [
+        "make: python3.12-absent is not installed (or does not run): this project targets Python"
+        " 3.12; install it (for example `uv python install 3.12` or `pyenv install 3.12`), or name"
+        " another interpreter with PYTHON=/path/to/python."
+    ], result.stderr
+    assert not (project / ".venv").exists()
+    default = (project / "Makefile").read_text()
+    assert "PYTHON ?= python3.12\n" in default
+
+
+@pytest.mark.parametrize("makefile", ["Makefile", "{{cookiecutter.app_name}}/Makefile"])
+def test_every_install_step_says_what_it_installs_and_how_long(makefile: str) -> None:
+    """No silent minute: each pip or npm install is announced on the line before it, with a
+    rough duration, and nothing hides its progress behind --quiet."""
+    lines = [line.strip() for line in (TEMPLATE / makefile).read_text().splitlines()]
+    installs = [n for n, line in enumerate(lines) if re.search(r"pip install|npm ci", line)]
+    assert installs, makefile
+    for n in installs:
+        assert "--quiet" not in lines[n], lines[n]
+        announced = lines[n - 1]
+        duration = r"\(.*(\d+ s|minute|seconds).* first time\)"
+        assert re.match(rf'@echo "make: installing .+ {duration}"', announced), (
+            f"{makefile}: {lines[n]!r} is not announced: {announced!r}"
+        )
+
+
 def python_for(version: str) -> str:
     """The matching interpreter when the machine has one, so that pip and mypy see that
     version; otherwise python3 (mypy still checks against the baked version)."""
@@ -88,7 +135,7 @@ def python_for(version: str) -> str:
 )
 def test_generated_project_make_test_passes(bake, answers: dict) -> None:
     project = bake(**answers)
-    version = answers.get("python_version", "3.11")
+    version = answers.get("python_version", "3.13")
     result = run(["make", "test", f"PYTHON={python_for(version)}"], cwd=project, timeout=900)
     assert re.search(r"\d+ passed", result.stdout), result.stdout[-2000:]
     assert "failed" not in result.stdout.splitlines()[-1]

