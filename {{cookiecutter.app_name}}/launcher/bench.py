@@ -22,6 +22,7 @@ from pathlib import Path
 # so that all look for user site-packages in the same place).
 ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
 TARGET = 1.02
+DIRECT = "python -c pass (direct)"
 
 
 def reachable_by_anyone(path: str) -> bool:
@@ -40,7 +41,13 @@ def anchors(user: str, python: str) -> tuple[dict[str, list[str]], list[str]]:
     """Other tools dropping root to `user` and exec'ing python: (installed argv, missing names)."""
     account = pwd.getpwnam(user)
     wanted = {
-        "setpriv": ["--reuid", str(account.pw_uid), "--regid", str(account.pw_gid), "--clear-groups"],
+        "setpriv": [
+            "--reuid",
+            str(account.pw_uid),
+            "--regid",
+            str(account.pw_gid),
+            "--clear-groups",
+        ],
         "su-exec": [user],
         "gosu": [user],
         "runuser": ["-u", user, "--"],
@@ -49,7 +56,9 @@ def anchors(user: str, python: str) -> tuple[dict[str, list[str]], list[str]]:
     found: dict[str, list[str]] = {}
     missing: list[str] = []
     for tool, arguments in wanted.items():
-        path = shutil.which(tool, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        path = shutil.which(
+            tool, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        )
         if path is None:
             missing.append(tool)
         else:
@@ -57,17 +66,21 @@ def anchors(user: str, python: str) -> tuple[dict[str, list[str]], list[str]]:
     return found, missing
 
 
-def wall_time(argv: list[str]) -> float:
-    """Seconds from spawn to exit, with stdout and stderr discarded; fails on a non-zero exit."""
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds from spawn to exit, output discarded; fails on a non-zero exit.
+
+    CPU time (user + system, of the process and the children it waited for) is what the
+    command itself spent: unlike wall time, it does not grow while other processes hold the CPUs.
+    """
     devnull = [(os.POSIX_SPAWN_OPEN, fd, "/dev/null", os.O_WRONLY, 0) for fd in (1, 2)]
     start = time.perf_counter()
     pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=devnull)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"bench: {' '.join(argv)} exited {code}; run it by hand to see why")
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def named_paths(values: list[str], option: str) -> dict[str, str]:
@@ -79,12 +92,22 @@ def named_paths(values: list[str], option: str) -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--launcher", action="append", required=True, metavar="NAME=PATH",
-                        help="a launcher build reading --policy; the first is the default")
+    parser.add_argument(
+        "--launcher",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a launcher build reading --policy; the first is the default",
+    )
     parser.add_argument("--policy", required=True, help="the policy file the launchers read")
     parser.add_argument("--user", default="nobody", help="the account every command drops to")
-    parser.add_argument("--empty", action="append", default=[], metavar="NAME=PATH",
-                        help="an empty program built with that build's libc and flags")
+    parser.add_argument(
+        "--empty",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="an empty program built with that build's libc and flags",
+    )
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -97,29 +120,39 @@ def main() -> None:
     launchers = named_paths(args.launcher, "--launcher")
     default = next(iter(launchers))
     tools, missing = anchors(args.user, python)
-    commands: dict[str, list[str]] = {"python -c pass (direct)": [python, "-c", "pass"]}
+    commands: dict[str, list[str]] = {DIRECT: [python, "-c", "pass"]}
     commands |= {f"launcher [{name}]": [path, "-c", "pass"] for name, path in launchers.items()}
     commands |= {f"{tool} {args.user} python -c pass": argv for tool, argv in tools.items()}
-    commands |= {f"empty program [{name}]": [path] for name, path in
-                 named_paths(args.empty, "--empty").items()}
+    commands |= {
+        f"empty program [{name}]": [path]
+        for name, path in named_paths(args.empty, "--empty").items()
+    }
 
     for _ in range(5):  # warm the page cache for each
         for argv in commands.values():
-            wall_time(argv)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+            timed(argv)
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     order = list(commands)
     for run in range(args.runs):  # interleaved, each run starting one further along
         shift = run % len(order)
         for name in order[shift:] + order[:shift]:
-            times[name].append(wall_time(commands[name]))
+            elapsed, used = timed(commands[name])
+            wall[name].append(elapsed)
+            cpu[name].append(used)
 
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    direct = medians["python -c pass (direct)"]
-    print(f"medians of {args.runs} interleaved runs, {python} as {args.user}:")
+    medians = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    direct, direct_cpu = medians[DIRECT], cpu_medians[DIRECT]
+    print(f"medians of {args.runs} interleaved runs, {python} as {args.user}: wall, CPU time")
     for name, median in medians.items():
-        cost = "" if name.startswith("empty") else (
-            f"  ratio {median / direct:.3f}  ({(median - direct) * 1000:+.2f} ms)")
-        print(f"  {name:<36} {median * 1000:7.2f} ms{cost}")
+        cost = (
+            ""
+            if name.startswith("empty")
+            else f"  ratio {median / direct:.3f} ({(median - direct) * 1000:+.2f} ms)"
+            f"  CPU {cpu_medians[name] * 1000:5.2f} ms, ratio {cpu_medians[name] / direct_cpu:.3f}"
+        )
+        print(f"  {name:<32} {median * 1000:6.2f} ms{cost}")
     if missing:
         print(f"  not installed here: {', '.join(missing)}")
     for name in launchers:
@@ -129,8 +162,12 @@ def main() -> None:
             # pays a fork that the launcher does not).
             own = medians[f"launcher [{name}]"] - direct - empty
             print(f"launcher's own work [{name}] (launcher - direct - empty): {own * 1000:.2f} ms")
-    print(f"ratio launcher/direct: {medians[f'launcher [{default}]'] / direct:.3f} "
-          f"(default build {default}; target <= {TARGET})")
+    launched, launched_cpu = medians[f"launcher [{default}]"], cpu_medians[f"launcher [{default}]"]
+    print(
+        f"ratio launcher/direct: {launched / direct:.3f} (default build {default}; target <= "
+        f"{TARGET}); CPU time {launched_cpu / direct_cpu:.3f}"
+    )
+
 
 if __name__ == "__main__":
     main()
