@@ -1,7 +1,7 @@
 """The generated project's settings benchmark: baked, run by its own `make bench-settings`,
 held to the bounds that noise cannot trip (20 secrets at 100 ms latency: 21 Key Vault requests,
-under 3 x latency; no Key Vault request from 1,000 warm invocations). The figures, with the
-timing target (1.1 x two round trips), are printed for the CI log."""
+under 5 x latency where a sequential loop takes 20 x; no Key Vault request from 1,000 warm
+invocations). The figures, with the timing target (1.1 x two round trips), go into CI's log."""
 
 import re
 from pathlib import Path
@@ -23,7 +23,7 @@ def test_settings_benchmark_meets_its_targets(bake, capsys: pytest.CaptureFixtur
     sequential = re.search(r"^  sequential loop: +(\d+) ms", output, re.M)
     assert first_use and sequential, output
     assert int(first_use.group(2)) == SECRETS + 1, "one challenge, then one request a secret"
-    assert int(first_use.group(1)) < 3 * LATENCY_MS, f"first use {first_use.group(1)} ms"
+    assert int(first_use.group(1)) < 5 * LATENCY_MS, f"first use {first_use.group(1)} ms"
     # The baseline proves the latency was really injected: one request after another.
     assert int(sequential.group(1)) >= SECRETS * LATENCY_MS, f"sequential {sequential.group(1)} ms"
     warm = re.search(r"Key Vault requests by 1000 warm invocations: (\d+) ", output)

@@ -9,7 +9,8 @@ Prints two figures:
 2. Key Vault requests made by 1,000 warm invocations of `hello` (target 0 within the TTL).
 Each load uses its own vault on a new port, so no client reuses another's challenge; the SDK
 modules are imported before any load is timed. It exits non-zero only on what noise cannot
-cause: a request count off its target, or a first use over 3 x latency (a lost round trip).
+cause: a request count off its target, or a first use over 5 x latency (the fetches no longer
+concurrent; a sequential loop takes 20 x).
 """
 
 import dataclasses
@@ -194,7 +195,7 @@ def main() -> int:
                 f"first use made other than {SECRET_COUNT + 1} Key Vault requests",
                 all(load.requests == SECRET_COUNT + 1 for load in store_loads),
             ),
-            ("first use over 3 x latency (a round trip too many)", first_use < 3 * LATENCY_SECONDS),
+            ("first use over 5 x latency (not concurrent)", first_use < 5 * LATENCY_SECONDS),
             ("warm invocations reached Key Vault", warm_requests == 0),
         ]
         if not ok
