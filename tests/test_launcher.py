@@ -10,9 +10,24 @@ import pytest
 from conftest import IN_CI, SUPPORTED_PYTHON_VERSIONS, require_tool, run, show_in_log
 
 FUZZ_SECONDS = 60
-# The target is 1.03; this bound only catches a launcher gone badly wrong, so noise on a shared
-# CI machine cannot fail the build. The measured figure is printed either way.
+# The target is 1.02; this bound only catches a launcher gone badly wrong, so noise on a shared
+# CI machine cannot fail the build. The measured figures are printed either way.
 RATIO_BOUND = 1.5
+CHECKS = 7  # lines check_binary.py prints
+# What the seccomp and Landlock code includes: Debian's kernel headers must compile with musl.
+KERNEL_HEADERS_C = r"""
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+int main(void)
+{
+    struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct landlock_ruleset_attr ruleset = {.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE};
+    return allow.k == SECCOMP_RET_ALLOW && ruleset.handled_access_fs != 0
+        && AUDIT_ARCH_X86_64 != 0 ? 0 : 1;
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +35,7 @@ def launcher_dir(baked_default: Path) -> Path:
     for tool, why in [
         ("make", "build the launcher"),
         ("cc", "compile the launcher"),
+        ("musl-gcc", "build the launcher with musl (tests/machine/setup.sh installs musl-tools)"),
         ("readelf", "check the binary"),
     ]:
         require_tool(tool, why)
@@ -60,15 +76,12 @@ def test_binary_is_static_and_hardened(
     result = run(["make", "-C", str(launcher_dir), "check-binary", f"PYTHON={sys.executable}"])
     show_in_log(capsys, f"launcher check-binary:\n{result.stdout}")
     assert "FAIL" not in result.stdout
-    assert result.stdout.count("ok   ") == 6
+    assert result.stdout.count("ok   ") == CHECKS
 
 
-def test_musl_option_passes_the_suite_and_check_binary(launcher_dir: Path) -> None:
-    require_tool(
-        "musl-gcc", "build the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)"
-    )
+def test_glibc_option_passes_the_suite_and_check_binary(launcher_dir: Path) -> None:
     tests = run(
-        ["make", "-C", str(launcher_dir), "test-real", "LIBC=musl", f"PYTHON={sys.executable}"]
+        ["make", "-C", str(launcher_dir), "test-real", "LIBC=glibc", f"PYTHON={sys.executable}"]
     )
     assert re.search(r"^\d+ passed", tests.stdout, re.M), tests.stdout
     binary = run(
@@ -77,12 +90,23 @@ def test_musl_option_passes_the_suite_and_check_binary(launcher_dir: Path) -> No
             "-C",
             str(launcher_dir),
             "check-binary",
-            "LIBC=musl",
-            "OUT=launcher-musl",
+            "LIBC=glibc",
+            "OUT=launcher-glibc",
             f"PYTHON={sys.executable}",
         ]
     )
-    assert binary.stdout.count("ok   ") == 6 and "FAIL" not in binary.stdout
+    assert binary.stdout.count("ok   ") == CHECKS and "FAIL" not in binary.stdout
+
+
+@pytest.mark.parametrize("libc", ["musl", "glibc"])
+def test_kernel_headers_for_the_sandbox_compile_with_each_libc(
+    launcher_dir: Path, libc: str, tmp_path: Path
+) -> None:
+    source, binary = tmp_path / "kernel_headers.c", tmp_path / "kernel_headers"
+    source.write_text(KERNEL_HEADERS_C)
+    run(["make", "-s", "-C", str(launcher_dir), "single", f"LIBC={libc}",
+         f"SOURCE={source}", f"OUT={binary}"])  # fmt: skip
+    assert run([str(binary)]).returncode == 0
 
 
 def test_fuzzing_the_parser_finds_no_crash(
@@ -99,29 +123,21 @@ def test_fuzzing_the_parser_finds_no_crash(
     assert int(match.group(1)) > 1000
 
 
-@pytest.mark.parametrize("libc", ["glibc", "musl"])
 def test_launcher_overhead_is_within_noise(
-    launcher_dir: Path, libc: str, capsys: pytest.CaptureFixture[str]
+    launcher_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if libc == "musl":
-        require_tool(
-            "musl-gcc",
-            "measure the LIBC=musl launcher (tests/machine/setup.sh installs musl-tools)",
-        )
+    """Both libc builds and the tools that do the same (setpriv, gosu, runuser, sudo; su-exec is
+    not packaged for Debian 12), one run: the figures the launcher's README quotes."""
+    for tool in ("setpriv", "gosu", "runuser", "sudo"):
+        require_tool(tool, "measure it beside the launcher (tests/machine/setup.sh installs it)")
     result = run(
-        [
-            "make",
-            "-s",
-            "-C",
-            str(launcher_dir),
-            "bench",
-            f"PYTHON={sys.executable}",
-            f"LIBC={libc}",
-        ],
-        timeout=600,
+        ["make", "-s", "-C", str(launcher_dir), "bench", f"PYTHON={sys.executable}"], timeout=600
     )
-    show_in_log(capsys, f"launcher bench [{libc}]:\n{result.stdout}")
-    match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)
+    show_in_log(capsys, f"launcher bench (make bench):\n{result.stdout}")
+    for tool in ("setpriv", "gosu", "runuser", "sudo"):
+        assert re.search(rf"^  {tool} nobody python -c pass +[\d.]+ ms", result.stdout, re.M)
+    default = r"^ratio launcher/direct: (\d+\.\d+) \(default build musl"
+    match = re.search(default, result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(1)) <= RATIO_BOUND
 

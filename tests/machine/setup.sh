@@ -6,8 +6,9 @@
 set -eu
 
 # command:package pairs; a command already on PATH (however it got there) is not reinstalled.
+# gosu and sudo (with util-linux's setpriv and runuser) are the launcher benchmark's anchors.
 NEEDS="podman:podman runc:runc debootstrap:debootstrap clang:clang gcc:gcc make:make
-readelf:binutils npm:npm musl-gcc:musl-tools jq:jq"
+readelf:binutils npm:npm musl-gcc:musl-tools jq:jq gosu:gosu sudo:sudo"
 CONF=/etc/containers/containers.conf
 MARK="# written by the template's tests/machine/setup.sh"
 

@@ -1,20 +1,28 @@
-"""The launcher's overhead: median wall time of `launcher -c pass` against `python -c pass`.
+"""The launcher's cost: median wall time of `launcher -c pass` against `python -c pass`.
 
-Both start the same interpreter, 50 times each, interleaved in one process so that machine noise
-hits both alike. Run as root (`make bench`), as the host does: the launcher then reads its policy,
-drops to --user and execs the interpreter. Prints the medians and their ratio; nothing is adjusted.
+Every build given (`--launcher NAME=PATH`, the first is the default) and every tool that does the
+same thing (setpriv, su-exec, gosu, runuser, sudo: drop root to --user, exec `python -c pass`;
+those not installed are named and skipped) starts the same interpreter, --runs times each,
+interleaved in one process and in a rotating order so that machine noise hits all alike.
+`--empty NAME=PATH` adds an empty program built with a build's libc and flags: its start-up is
+the libc's share of that build's cost. Run as root (`make bench`), as the host does. Prints one
+line per command: median, ratio to direct; nothing is adjusted.
 """
 
 import argparse
 import os
+import pwd
+import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
 
-# The same environment for both: the launcher's policy passes it through unchanged (HOME included,
-# so that both look for user site-packages in the same place).
+# The same environment for all: the launcher's policy passes it through unchanged (HOME included,
+# so that all look for user site-packages in the same place).
 ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
+TARGET = 1.02
+DIRECT = "python -c pass (direct)"
 
 
 def reachable_by_anyone(path: str) -> bool:
@@ -29,26 +37,78 @@ def interpreter() -> str:
     sys.exit("bench: no python that an unprivileged user can execute")
 
 
-def wall_time(argv: list[str]) -> float:
-    """Seconds from spawn to exit, with stdout and stderr discarded; fails on a non-zero exit."""
+def anchors(user: str, python: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Other tools dropping root to `user` and exec'ing python: (installed argv, missing names)."""
+    account = pwd.getpwnam(user)
+    wanted = {
+        "setpriv": [
+            "--reuid",
+            str(account.pw_uid),
+            "--regid",
+            str(account.pw_gid),
+            "--clear-groups",
+        ],
+        "su-exec": [user],
+        "gosu": [user],
+        "runuser": ["-u", user, "--"],
+        "sudo": ["-u", user, "--"],
+    }
+    found: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for tool, arguments in wanted.items():
+        path = shutil.which(
+            tool, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        )
+        if path is None:
+            missing.append(tool)
+        else:
+            found[tool] = [path, *arguments, python, "-c", "pass"]
+    return found, missing
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds from spawn to exit, output discarded; fails on a non-zero exit.
+
+    CPU time (user + system, of the process and the children it waited for) is what the
+    command itself spent: unlike wall time, it does not grow while other processes hold the CPUs.
+    """
     devnull = [(os.POSIX_SPAWN_OPEN, fd, "/dev/null", os.O_WRONLY, 0) for fd in (1, 2)]
     start = time.perf_counter()
     pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=devnull)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        sys.exit(f"bench: {argv[0]} exited {code}; run it by hand to see why")
-    return elapsed
+        sys.exit(f"bench: {' '.join(argv)} exited {code}; run it by hand to see why")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+def named_paths(values: list[str], option: str) -> dict[str, str]:
+    pairs = dict(value.partition("=")[::2] for value in values)
+    if not all(pairs.values()):
+        sys.exit(f"bench: {option} takes NAME=PATH")
+    return pairs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--launcher", required=True, help="a launcher built to read --policy")
-    parser.add_argument("--policy", required=True, help="the policy file that launcher reads")
-    parser.add_argument("--user", default="nobody", help="the account the launcher drops to")
-    parser.add_argument("--empty", help="an empty program built with the launcher's libc and flags")
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument(
+        "--launcher",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a launcher build reading --policy; the first is the default",
+    )
+    parser.add_argument("--policy", required=True, help="the policy file the launchers read")
+    parser.add_argument("--user", default="nobody", help="the account every command drops to")
+    parser.add_argument(
+        "--empty",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="an empty program built with that build's libc and flags",
+    )
+    parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
@@ -57,36 +117,56 @@ def main() -> None:
     policy = Path(args.policy)
     policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n")
     policy.chmod(0o644)
-    direct_argv, launcher_argv = [python, "-c", "pass"], [args.launcher, "-c", "pass"]
-    empty_argv = [args.empty] if args.empty else None
+    launchers = named_paths(args.launcher, "--launcher")
+    default = next(iter(launchers))
+    tools, missing = anchors(args.user, python)
+    commands: dict[str, list[str]] = {DIRECT: [python, "-c", "pass"]}
+    commands |= {f"launcher [{name}]": [path, "-c", "pass"] for name, path in launchers.items()}
+    commands |= {f"{tool} {args.user} python -c pass": argv for tool, argv in tools.items()}
+    commands |= {
+        f"empty program [{name}]": [path]
+        for name, path in named_paths(args.empty, "--empty").items()
+    }
 
-    measured = [direct_argv, launcher_argv, *([empty_argv] if empty_argv else [])]
     for _ in range(5):  # warm the page cache for each
-        for argv in measured:
-            wall_time(argv)
-    direct: list[float] = []
-    launched: list[float] = []
-    empty: list[float] = []
-    for run in range(args.runs):  # interleaved, alternating which goes first
-        pair = [(direct, direct_argv), (launched, launcher_argv)]
-        for times, argv in pair if run % 2 == 0 else reversed(pair):
-            times.append(wall_time(argv))
-        if empty_argv:
-            empty.append(wall_time(empty_argv))
+        for argv in commands.values():
+            timed(argv)
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    order = list(commands)
+    for run in range(args.runs):  # interleaved, each run starting one further along
+        shift = run % len(order)
+        for name in order[shift:] + order[:shift]:
+            elapsed, used = timed(commands[name])
+            wall[name].append(elapsed)
+            cpu[name].append(used)
 
-    direct_median, launched_median = statistics.median(direct), statistics.median(launched)
-    runs = f"over {args.runs} runs"
-    print(f"python -c pass (direct):  median {direct_median * 1000:.2f} ms {runs} ({python})")
-    print(f"launcher -c pass:         median {launched_median * 1000:.2f} ms {runs}")
-    print(f"ratio launcher/direct: {launched_median / direct_median:.3f} (target <= 1.03)")
-    if empty:
-        # What the launcher adds, less a whole empty program's spawn and start-up with the same
-        # libc and flags: what is left is the launcher's own work (slightly under, since the
-        # empty program also pays a fork the launcher does not).
-        empty_median = statistics.median(empty)
-        own = launched_median - direct_median - empty_median
-        print(f"empty program, same libc and flags: median {empty_median * 1000:.2f} ms {runs}")
-        print(f"launcher's own work (launcher - direct - empty): {own * 1000:.2f} ms")
+    medians = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
+    direct, direct_cpu = medians[DIRECT], cpu_medians[DIRECT]
+    print(f"medians of {args.runs} interleaved runs, {python} as {args.user}: wall, CPU time")
+    for name, median in medians.items():
+        cost = (
+            ""
+            if name.startswith("empty")
+            else f"  ratio {median / direct:.3f} ({(median - direct) * 1000:+.2f} ms)"
+            f"  CPU {cpu_medians[name] * 1000:5.2f} ms, ratio {cpu_medians[name] / direct_cpu:.3f}"
+        )
+        print(f"  {name:<32} {median * 1000:6.2f} ms{cost}")
+    if missing:
+        print(f"  not installed here: {', '.join(missing)}")
+    for name in launchers:
+        if (empty := medians.get(f"empty program [{name}]")) is not None:
+            # What a build adds, less a whole empty program's spawn and start-up with its libc:
+            # what is left is the launcher's own work (slightly under: the empty program also
+            # pays a fork that the launcher does not).
+            own = medians[f"launcher [{name}]"] - direct - empty
+            print(f"launcher's own work [{name}] (launcher - direct - empty): {own * 1000:.2f} ms")
+    launched, launched_cpu = medians[f"launcher [{default}]"], cpu_medians[f"launcher [{default}]"]
+    print(
+        f"ratio launcher/direct: {launched / direct:.3f} (default build {default}; target <= "
+        f"{TARGET}); CPU time {launched_cpu / direct_cpu:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Settings and secrets against the real azure-identity and azure-keyvault-secrets clients,
 talking to the local Key Vault and managed-identity fakes (tests/azure_fakes) over TLS."""
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 
 import settings
-from settings.declared import Environment, SettingsError
+from settings.declared import Environment, Secrets, SettingsError, key_vault
 from settings.sources import KeyVaultSource, RetryBounds
+from tests.azure_fakes.key_vault import FakeKeyVault
+from tests.azure_fakes.tls import TestCA
 from tests.conftest import CLIENT_ID, VAULT_SIGNING_KEY, Azure
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,6 +38,30 @@ def vault_store(
     environment = Environment(azure.vault.url, CLIENT_ID, refresh_seconds=60)
     source = KeyVaultSource(azure.vault.url, CLIENT_ID, bounds or RetryBounds())
     return settings.SecretStore(source, environment, clock=clock)
+
+
+def many_secrets(vault: FakeKeyVault, count: int) -> type[Secrets]:
+    """A Secrets type declaring `count` secrets, each stored in `vault`."""
+    names = [f"many-{i:02d}" for i in range(count)]
+    for name in names:
+        vault.set_secret(name, f"value-of-{name}")
+    fields = [
+        (n.replace("-", "_"), settings.Secret, dataclasses.field(metadata=key_vault(n)))
+        for n in names
+    ]
+    return dataclasses.make_dataclass("ManySecrets", fields, frozen=True)
+
+
+class EveryFetchAlone(KeyVaultSource):
+    """The SDK on its own: every concurrent first fetch goes at once (no first fetch alone)."""
+
+    def fetch(self, name: str) -> str:
+        return self._fetch(name)
+
+
+def load_many(vault: FakeKeyVault, secrets_type: type[Secrets], source: KeyVaultSource) -> None:
+    environment = Environment(vault.url, CLIENT_ID, refresh_seconds=60)
+    settings.SecretStore(source, environment, secrets_type=secrets_type).get()
 
 
 def load_error(store: settings.SecretStore) -> str:
@@ -65,6 +92,44 @@ def test_first_use_fetches_once_and_warm_calls_make_no_request(azure: Azure) -> 
     for _ in range(100):
         store.get()
     assert azure.vault.requests == after_first_use
+
+
+def test_n_secrets_cost_one_challenge_then_one_request_each(azure: Azure, test_ca: TestCA) -> None:
+    count = 8
+    azure.vault.latency = 0.05  # every first fetch is in flight before any answer comes back
+    load_many(
+        azure.vault,
+        many_secrets(azure.vault, count),
+        KeyVaultSource(azure.vault.url, CLIENT_ID, RetryBounds()),
+    )
+    assert azure.vault.requests == count + 1
+    assert azure.identity.requests == 1
+    # Without the first fetch going alone, concurrent first fetches draw challenges of their own.
+    other_vault = FakeKeyVault(test_ca, azure.identity)
+    other_vault.latency = 0.05
+    other_vault.start()
+    try:
+        load_many(
+            other_vault,
+            many_secrets(other_vault, count),
+            EveryFetchAlone(other_vault.url, CLIENT_ID, RetryBounds()),
+        )
+        assert other_vault.requests > count + 1
+    finally:
+        other_vault.stop()
+
+
+def test_many_secrets_fail_at_once_when_the_first_fetch_gets_no_token(
+    azure: Azure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDENTITY_HEADER", "wrong")
+    secrets_type = many_secrets(azure.vault, 8)
+    source = KeyVaultSource(azure.vault.url, CLIENT_ID, RetryBounds(timeout=20.0))
+    started = time.monotonic()
+    with pytest.raises(settings.SecretsUnavailableError, match="no managed-identity token"):
+        load_many(azure.vault, secrets_type, source)
+    # The others stop waiting when the first fetch ends: far inside the 20 s they would wait.
+    assert time.monotonic() - started < 10.0
 
 
 def test_wrong_identity_header_fails_clearly_without_a_value(

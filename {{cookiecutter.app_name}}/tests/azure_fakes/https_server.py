@@ -1,6 +1,8 @@
 """TEST FIXTURE: a threaded HTTPS (or plain HTTP) server on 127.0.0.1 that counts its requests."""
 
 import json
+import selectors
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,7 +50,9 @@ class CountingHTTPSServer(ThreadingHTTPServer):
             )
         self._count_lock = threading.Lock()
         self.requests = 0
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        # stop() writes a byte here: the accept loop wakes at once instead of at its next poll.
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._thread = threading.Thread(target=self._accept_until_stopped, daemon=True)
 
     @property
     def base_url(self) -> str:
@@ -61,7 +65,22 @@ class CountingHTTPSServer(ThreadingHTTPServer):
     def start(self) -> None:
         self._thread.start()
 
+    def _accept_until_stopped(self) -> None:
+        """serve_forever without its 0.5 s shutdown poll: waits on the socket and the wake pair."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if self._wake_reader in ready:
+                    return
+                # The socket is ready: accepts at once, then answers in a thread of its own.
+                self.handle_request()
+
     def stop(self) -> None:
-        self.shutdown()
+        self._wake_writer.send(b"x")
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=5)
         self.server_close()
-        self._thread.join(timeout=5)
+        self._wake_reader.close()
+        self._wake_writer.close()
