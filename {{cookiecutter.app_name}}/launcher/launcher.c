@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "policy.h"
+#include "sandbox.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +33,7 @@
 /* Exit statuses, documented in README.md; the worker's own statuses pass through unchanged. */
 enum {
 	EXIT_SYSTEM = 71,    /* too many variables, close_range failed: the launcher cannot do its job */
+	EXIT_SANDBOX = 72,   /* the sandbox (session, keyring, Landlock when required, seccomp) could not be set up */
 	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
 	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
 	EXIT_EXEC = 126,     /* execve of the interpreter failed */
@@ -178,6 +180,16 @@ static void audit_dropped(const char *entry, size_t name_len)
 	}
 }
 
+static void audit_sandbox(const struct policy *p, const struct sandbox_status *status)
+{
+	char line[320];
+
+	sandbox_describe(p, status, line, sizeof line);
+	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
+		/* Best effort, as above. */
+	}
+}
+
 /*
  * The worker's environment: allowed host variables (first occurrence only), then every set. A
  * fixed array: no allocator to start, and a host with more variables than this is not normal.
@@ -266,6 +278,8 @@ int main(int argc, char **argv)
 	static char text[POLICY_MAX_BYTES + 1];
 	static struct policy policy;
 	struct policy_error err;
+	struct sandbox_status sandbox;
+	struct sandbox_failure failure;
 	uid_t uid;
 	gid_t gid;
 	char **env;
@@ -276,13 +290,22 @@ int main(int argc, char **argv)
 	check_exec(&policy);
 	resolve_user(&policy, &uid, &gid);
 	env = build_env(&policy);
-	if (geteuid() == 0)
-		drop_root(uid, gid);
-	else if (policy.nonroot == NONROOT_REFUSE)
+	if (geteuid() != 0 && policy.nonroot == NONROOT_REFUSE)
 		die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
 		    (unsigned)geteuid());
+	if (sandbox_leave_session(&failure) != 0)
+		die(EXIT_SANDBOX, "%s", failure.message);
+	if (geteuid() == 0)
+		drop_root(uid, gid);
+	/* After the drop: the new keyring is the worker's, and root's is gone with the old one. */
+	if (sandbox_leave_keyring(&sandbox, &failure) != 0)
+		die(EXIT_SANDBOX, "%s", failure.message);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+	if (sandbox_confine(&policy, &sandbox, &failure) != 0)
+		die(EXIT_SANDBOX, "%s", failure.message);
+	if (policy.audit)
+		audit_sandbox(&policy, &sandbox);
 	close_inherited_fds();
 	execve(policy.exec, argv, env);
 	die(EXIT_EXEC, "execve(%s): %s", policy.exec, strerror(errno));
