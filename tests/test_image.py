@@ -27,6 +27,13 @@ REQUIRED_CHECKS = (
     "cannot write site-packages",
     "cannot regain root",
     "no_new_privs is set",
+    "cannot unshare a user namespace",
+    "no seccomp-free syscalls: keyctl refused",
+    "cannot plant a user site",
+    "HOME not writable",
+    "TMPDIR private",
+    "cannot write /tmp or /var/tmp",
+    "no sys.path entry writable",
     "function app imports, health answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
@@ -37,6 +44,7 @@ REQUIRED_CHECKS = (
     "no remote access",
     "no setuid/setgid file",
     "root's password locked",
+    "DOTNET diagnostics off",
 )
 
 
@@ -144,6 +152,14 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "no setuid/setgid file",
         "root's password locked",
         "no remote access",
+        "cannot unshare a user namespace",
+        "no seccomp-free syscalls: keyctl refused",
+        "cannot plant a user site",
+        "HOME not writable",
+        "TMPDIR private",
+        "cannot write /tmp or /var/tmp",
+        "no sys.path entry writable",
+        "DOTNET diagnostics off",
     )
     assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")
     assert "verify-image:" in result.stderr and "failed" in result.stderr

@@ -62,12 +62,33 @@ static _Noreturn __attribute__((format(printf, 2, 3))) void die(int status, cons
 	_exit(status);
 }
 
+/* Whoever can write the policy's directory can replace the file itself, whatever its own mode. */
+static void check_policy_directory(void)
+{
+	char dir[sizeof POLICY_PATH];
+	struct stat st;
+	char *slash;
+
+	memcpy(dir, POLICY_PATH, sizeof dir);
+	slash = strrchr(dir, '/'); /* the Makefile accepts absolute paths only */
+	*(slash == dir ? slash + 1 : slash) = '\0'; /* "/policy.conf" lives in "/" */
+	if (stat(dir, &st) != 0)
+		die(EXIT_POLICY, "stat(%s): %s", dir, strerror(errno));
+	if (st.st_uid != 0)
+		die(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", dir, (unsigned)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		die(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", dir);
+}
+
 /* The policy decides what the worker sees, so anyone who could edit it would own the worker too. */
 static size_t read_policy(char *text)
 {
 	struct stat st;
 	size_t len = 0;
-	int fd = open(POLICY_PATH, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	int fd;
+
+	check_policy_directory();
+	fd = open(POLICY_PATH, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
 		die(EXIT_POLICY, "open(%s): %s", POLICY_PATH, strerror(errno));
@@ -108,6 +129,9 @@ static void check_exec(const struct policy *p)
 		die(EXIT_POLICY, "%s:%u: exec %s: not an executable file", POLICY_PATH, p->exec_line, p->exec);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
+	if (st.st_uid != 0)
+		die(EXIT_POLICY, "%s:%u: exec %s: owned by uid %u, not root", POLICY_PATH, p->exec_line, p->exec,
+		    (unsigned)st.st_uid);
 }
 
 static int lookup_id(const char *file, const char *name, size_t name_len, int field, unsigned *id, unsigned *next)
