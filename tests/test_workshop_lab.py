@@ -22,7 +22,8 @@ PYTHON_VERSION = "3.11"
 # Secrets every Functions container holds that the worker must never see (DESIGN.md).
 REQUIRED_CANARIES = {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY", "WEBSITE_AUTH_ENCRYPTION_KEY",
                      "MSI_SECRET", "DOCKER_REGISTRY_SERVER_PASSWORD"}
-LAYERS = {"environment allow-list", "different user", "no shell", "read-only code"}
+LAYERS = {"environment allow-list", "different user", "no shell", "read-only code", "private TMPDIR",
+          "system-call filter"}
 TEMPLATE_GUIDE = TEMPLATE / "{{cookiecutter.app_name}}" / "docs" / "workshop.md"
 CONTAINER = "workshop-lab"  # the name the guide's start block gives the container
 STEP_NAMES = [step.name for step in parse_guide(TEMPLATE_GUIDE).steps]
