@@ -10,10 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import TEMPLATE, require_tool
 from image.engine import ENGINE, TEST_IMAGES, make_image
 from image.standins import ensure_builder, ensure_standin
-
-from conftest import TEMPLATE, require_tool
 
 CODE_DIRECTORY = "/home/site/wwwroot"
 # What a developer's checkout may hold next to the code: none of it may reach the image.
@@ -50,7 +49,9 @@ def app_files(project: Path) -> set[str]:
     """The app's own files in a fresh bake: what the code directory must hold, and nothing else."""
     found = {name for name in APP_FILES if (project / name).is_file()}
     for directory in APP_DIRECTORIES:
-        found |= {str(p.relative_to(project)) for p in (project / directory).rglob("*") if p.is_file()}
+        found |= {
+            str(p.relative_to(project)) for p in (project / directory).rglob("*") if p.is_file()
+        }
     return found
 
 
@@ -63,7 +64,8 @@ def test_planted_secret_files_never_reach_the_code_directory(
     version = "3.11"
     out = tmp_path_factory.mktemp("dockerignore")
     project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out),
-                                extra_context={"python_version": version, "workshop": True}))  # fmt: skip
+                                extra_context={"python_version": version,
+                                               "workshop": True}))  # fmt: skip
     expected = app_files(project)
     for relative in PLANTED:
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -71,10 +73,13 @@ def test_planted_secret_files_never_reach_the_code_directory(
     image = f"{TEST_IMAGES}/dockerignore:{version}"
     make_image(project, image, ensure_standin(version), ensure_builder(), target="app")
     listing = subprocess.run(
-        [ENGINE, "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-c", LIST_FILES],
+        [ENGINE, "run", "--rm", "--network", "none", "--entrypoint", "python", image,
+         "-c", LIST_FILES],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     shipped = {path for path in json.loads(listing.stdout) if "__pycache__" not in path}
     assert sorted(shipped & set(PLANTED)) == []
     assert "function_app.py" in expected and "blueprints/health.py" in expected
-    assert shipped == expected, f"missing: {sorted(expected - shipped)}; extra: {sorted(shipped - expected)}"
+    assert shipped == expected, (
+        f"missing: {sorted(expected - shipped)}; extra: {sorted(shipped - expected)}"
+    )

@@ -124,3 +124,7 @@ def test_launcher_overhead_is_within_noise(
     match = re.search(r"^ratio launcher/direct: (\d+\.\d+)", result.stdout, re.M)
     assert match, result.stdout
     assert float(match.group(1)) <= RATIO_BOUND
+    sandbox = re.search(r"^ratio sandbox \(filter \+ Landlock\)/without: (\d+\.\d+)", result.stdout, re.M)
+    per_call = re.search(r"^filter cost per system call, getpid: (-?\d+\.\d+) ns$", result.stdout, re.M)
+    assert sandbox and per_call, result.stdout
+    assert float(sandbox.group(1)) <= RATIO_BOUND

@@ -137,15 +137,16 @@ def make_worker_directories(policy: Path, user: str) -> None:
     the worker runs needs them (Python's tempfile follows TMPDIR)."""
     entry = pwd.getpwnam(user)
     home, tmpdir = policy_setting(policy, "HOME"), policy_setting(policy, "TMPDIR")
-    for shared in (Path("/tmp"), Path("/var/tmp")):
+    for shared in (Path("/tmp"), Path("/var/tmp")):  # noqa: S108 (made root's, not used)
         shared.mkdir(exist_ok=True)
         os.chown(shared, 0, 0)
         shared.chmod(0o755)
     home.mkdir(parents=True, exist_ok=True)
     os.chown(home, 0, 0)
     home.chmod(0o755)
-    if any(home.iterdir()):
-        fail(f"{home} (the worker's HOME) must be empty; it holds {sorted(p.name for p in home.iterdir())}.")
+    leftovers = sorted(path.name for path in home.iterdir())
+    if leftovers:
+        fail(f"{home} (the worker's HOME) must be empty; it holds {leftovers}.")
     tmpdir.mkdir(parents=True, exist_ok=True)
     os.chown(tmpdir, entry.pw_uid, entry.pw_gid)
     tmpdir.chmod(0o700)

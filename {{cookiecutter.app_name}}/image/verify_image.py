@@ -172,7 +172,13 @@ def verify(engine: str, image: str, user: str) -> list[Row]:
         # The .NET host otherwise opens a diagnostics socket (dotnet-diagnostic-*) in /tmp through
         # which a debugger or profiler attaches; the worker has no business with either.
         diagnostics = environment.get("DOTNET_EnableDiagnostics", "unset")
-        rows.append(("DOTNET diagnostics off", diagnostics == "0", f"DOTNET_EnableDiagnostics={diagnostics}"))
+        rows.append(
+            (
+                "DOTNET diagnostics off",
+                diagnostics == "0",
+                f"DOTNET_EnableDiagnostics={diagnostics}",
+            )
+        )
         fs = export(engine, container, wanted=lambda p: p.rsplit("/", 1)[-1].startswith("python")
                     or p in ("/etc/shadow", "/etc/launcher/policy.conf"))  # fmt: skip
         rows += filesystem_rows(fs, search_path)

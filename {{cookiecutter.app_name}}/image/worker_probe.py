@@ -113,7 +113,9 @@ def keyctl_refused() -> Result:
     import platform
 
     status = Path("/proc/self/status").read_text()
-    mode = next((line.split()[1] for line in status.splitlines() if line.startswith("Seccomp:")), "?")
+    mode = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("Seccomp:")), "?"
+    )
     get_keyring_id, session = 0, -3  # KEYCTL_GET_KEYRING_ID of the session keyring
     result = syscall_errno(KEYCTL[platform.machine()], get_keyring_id, ctypes.c_long(session), 0)
     return result == "EPERM" and mode == "2", f"keyctl: {result}; Seccomp: {mode}"
@@ -130,7 +132,10 @@ def cannot_plant_user_site() -> Result:
         planted.write_text("# written by verify-image's probe, removed at once\n")
     except OSError as error:
         enabled = "on" if site.ENABLE_USER_SITE else "off"
-        return not site.ENABLE_USER_SITE, f"{type(error).__name__} writing {user_site}; user site {enabled}"
+        return (
+            not site.ENABLE_USER_SITE,
+            f"{type(error).__name__} writing {user_site}; user site {enabled}",
+        )
     planted.unlink()
     return False, f"wrote {planted}"
 
@@ -139,7 +144,10 @@ def home_not_writable() -> Result:
     home = Path(os.environ.get("HOME", "/"))
     info = home.stat()
     writable = os.access(home, os.W_OK)
-    return not writable and info.st_uid == 0, f"HOME={home}, owner uid {info.st_uid}, writable: {writable}"
+    return (
+        not writable and info.st_uid == 0,
+        f"HOME={home}, owner uid {info.st_uid}, writable: {writable}",
+    )
 
 
 def tmpdir_private() -> Result:
@@ -155,7 +163,7 @@ def tmpdir_private() -> Result:
 def cannot_write_shared_tmp() -> Result:
     """Files left in /tmp outlive the worker and are read by root's host and later workers."""
     refusals = []
-    for top in (Path("/tmp"), Path("/var/tmp")):
+    for top in (Path("/tmp"), Path("/var/tmp")):  # noqa: S108 (probed, not used)
         probe = top / f".verify-image-{os.getpid()}"
         try:
             probe.write_bytes(b"")
@@ -176,7 +184,10 @@ def no_writable_sys_path() -> Result:
             path = path.parent
         if os.access(path, os.W_OK):
             writable.append(entry)
-    return not writable, f"writable: {', '.join(writable)}" if writable else f"{len(sys.path)} entries"
+    return (
+        not writable,
+        f"writable: {', '.join(writable)}" if writable else f"{len(sys.path)} entries",
+    )
 
 
 def health_answers() -> Result:

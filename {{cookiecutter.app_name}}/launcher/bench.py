@@ -1,12 +1,15 @@
 """The launcher's overhead: median wall time of `launcher -c pass` against `python -c pass`.
 
-Both start the same interpreter, 50 times each, interleaved in one process so that machine noise
+Both start the same interpreter, 100 times each, interleaved in one process so that machine noise
 hits both alike. Run as root (`make bench`), as the host does: the launcher then reads its policy,
 drops to --user and execs the interpreter. Prints the medians and their ratio; nothing is adjusted.
+With --unconfined (the same launcher built without Landlock and the system-call filter), the
+sandbox's share of the start-up is printed too, as a ratio of the two launchers in the same run.
 """
 
 import argparse
 import os
+import pwd
 import statistics
 import sys
 import time
@@ -48,28 +51,38 @@ def main() -> None:
     parser.add_argument("--policy", required=True, help="the policy file that launcher reads")
     parser.add_argument("--user", default="nobody", help="the account the launcher drops to")
     parser.add_argument("--empty", help="an empty program built with the launcher's libc and flags")
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--unconfined", help="the launcher built without its sandbox, same policy")
+    parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
 
     python = interpreter()
     policy = Path(args.policy)
-    policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n")
+    # The shipped policy's sandbox: Landlock where the kernel has it, with a TMPDIR of the user's.
+    tmpdir = policy.parent / "tmp"
+    tmpdir.mkdir(mode=0o700, exist_ok=True)
+    account = pwd.getpwnam(args.user)
+    os.chown(tmpdir, account.pw_uid, account.pw_gid)
+    policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n"
+                      f"landlock best-effort\nset TMPDIR={tmpdir}\n")  # fmt: skip
     policy.chmod(0o644)
     direct_argv, launcher_argv = [python, "-c", "pass"], [args.launcher, "-c", "pass"]
     empty_argv = [args.empty] if args.empty else None
+    unconfined_argv = [args.unconfined, "-c", "pass"] if args.unconfined else None
+    extras = [argv for argv in (empty_argv, unconfined_argv) if argv]
 
-    measured = [direct_argv, launcher_argv, *([empty_argv] if empty_argv else [])]
     for _ in range(5):  # warm the page cache for each
-        for argv in measured:
+        for argv in [direct_argv, launcher_argv, *extras]:
             wall_time(argv)
     direct: list[float] = []
     launched: list[float] = []
     empty: list[float] = []
+    unconfined: list[float] = []
     for run in range(args.runs):  # interleaved, alternating which goes first
-        pair = [(direct, direct_argv), (launched, launcher_argv)]
-        for times, argv in pair if run % 2 == 0 else reversed(pair):
+        group = [(direct, direct_argv), (launched, launcher_argv)]
+        group += [(unconfined, unconfined_argv)] if unconfined_argv else []
+        for times, argv in group if run % 2 == 0 else reversed(group):
             times.append(wall_time(argv))
         if empty_argv:
             empty.append(wall_time(empty_argv))
@@ -87,6 +100,12 @@ def main() -> None:
         own = launched_median - direct_median - empty_median
         print(f"empty program, same libc and flags: median {empty_median * 1000:.2f} ms {runs}")
         print(f"launcher's own work (launcher - direct - empty): {own * 1000:.2f} ms")
+    if unconfined:
+        unconfined_median = statistics.median(unconfined)
+        print(f"launcher without its sandbox: median {unconfined_median * 1000:.2f} ms {runs}")
+        ratio = launched_median / unconfined_median
+        print(f"ratio sandbox (filter + Landlock)/without: {ratio:.4f} "
+              f"(goal <= 1.01)")  # fmt: skip
 
 
 if __name__ == "__main__":

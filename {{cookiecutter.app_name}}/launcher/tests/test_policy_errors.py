@@ -66,10 +66,30 @@ APPENDED: list[tuple[str, list[str], int, str]] = [
         "allow FUNCTIONS_WORKER_RUNTIME*: a prefix must end in '_'",
     ),
     ("landlock without an argument", ["landlock"], 4, "landlock needs an argument"),
-    ("landlock with a bad mode", ["landlock maybe"], 4, "landlock takes required, best-effort or off"),
-    ("landlock in capitals", ["landlock REQUIRED"], 4, "landlock takes required, best-effort or off"),
-    ("duplicate landlock", ["landlock off", "landlock off"], 5, "duplicate landlock (first on line 4)"),
-    ("landlock without TMPDIR", ["landlock required"], 4, "landlock needs set TMPDIR=/absolute/path"),
+    (
+        "landlock with a bad mode",
+        ["landlock maybe"],
+        4,
+        "landlock takes required, best-effort or off",
+    ),
+    (
+        "landlock in capitals",
+        ["landlock REQUIRED"],
+        4,
+        "landlock takes required, best-effort or off",
+    ),
+    (
+        "duplicate landlock",
+        ["landlock off", "landlock off"],
+        5,
+        "duplicate landlock (first on line 4)",
+    ),
+    (
+        "landlock without TMPDIR",
+        ["landlock required"],
+        4,
+        "landlock needs set TMPDIR=/absolute/path",
+    ),
     (
         "landlock with a relative TMPDIR",
         ["set TMPDIR=tmp", "landlock best-effort"],
@@ -160,7 +180,9 @@ def marker() -> Iterator[Path]:
 
 
 def render(lines: list[str], worker: Account, writable: Path, foreign: Path = Path()) -> bytes:
-    text = "\n".join(lines).format(python=PYTHON, user=worker.name, writable=writable, foreign=foreign)
+    text = "\n".join(lines).format(
+        python=PYTHON, user=worker.name, writable=writable, foreign=foreign
+    )
     return text.encode("latin-1") + (b"\n" if lines else b"")
 
 

@@ -40,7 +40,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 NR = {NR!r}
 def raw(name, *args):
-    converted = [a if isinstance(a, (bytes, ctypes.Array)) or a is None else ctypes.c_long(a) for a in args]
+    pointers = (bytes, ctypes.Array, type(None))
+    converted = [a if isinstance(a, pointers) else ctypes.c_long(a) for a in args]
     return libc.syscall(ctypes.c_long(NR[name]), *converted), ctypes.get_errno()
 def name_of(result):
     value, error = result
@@ -98,7 +99,8 @@ class IoVec(ctypes.Structure):
     _fields_ = [('base', ctypes.c_void_p), ('length', ctypes.c_size_t)]
 source, target = ctypes.create_string_buffer(b'secret'), ctypes.create_string_buffer(6)
 local, remote = IoVec(ctypes.addressof(target), 6), IoVec(ctypes.addressof(source), 6)
-print(call('process_vm_readv', os.getpid(), ctypes.addressof(local), 1, ctypes.addressof(remote), 1, 0))
+local_at, remote_at = ctypes.addressof(local), ctypes.addressof(remote)
+print(call('process_vm_readv', os.getpid(), local_at, 1, remote_at, 1, 0))
 """,
     # Root's key, added to root's session keyring by the parent (see add_root_key).
     "keyctl read of root's key": f"""
@@ -117,7 +119,7 @@ CONTROL_RESULT = {"bpf": "ENOENT"}
 
 
 def add_root_key() -> None:
-    """In the child, still root: a session keyring of its own holding a key, as a root host's would."""
+    """In the child, still root: a session keyring of its own with a key, as a root host's."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -141,7 +143,7 @@ def then(*steps: Callable[[], None]) -> Callable[[], None]:
 
 
 def run_directly(code: str, worker: Account, home: Path) -> subprocess.CompletedProcess[bytes]:
-    """The control: the same code as the same account, without the launcher (root's keyring kept)."""
+    """The control: the same code as the same account without the launcher (keeping root's keys)."""
     return subprocess.run(
         [PYTHON, "-c", code],
         env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
@@ -237,7 +239,7 @@ def test_planted_user_site_never_runs_in_the_next_interpreter(
 def test_user_site_is_off_even_where_home_holds_one(
     launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs, worker_home: Path
 ) -> None:
-    """PYTHONNOUSERSITE: a user site that exists anyway (an image mistake, a writable HOME) is ignored."""
+    """PYTHONNOUSERSITE: a user site that exists anyway (an image mistake) is ignored."""
     site = subprocess.run(
         [PYTHON, "-c", "import site; print(site.getusersitepackages())"],
         env={"HOME": str(worker_home)}, capture_output=True, text=True, check=True,
@@ -245,7 +247,9 @@ def test_user_site_is_off_even_where_home_holds_one(
     Path(site).mkdir(parents=True)
     (Path(site) / "usercustomize.py").write_text("print('PLANTED-CODE-RAN')\n")
     policy = default_policy(worker, dirs=sandbox_dirs)
-    launcher.write_policy(policy.replace(f"set HOME={sandbox_dirs.home}", f"set HOME={worker_home}"))
+    launcher.write_policy(
+        policy.replace(f"set HOME={sandbox_dirs.home}", f"set HOME={worker_home}")
+    )
     launched = launcher.run(["-c", NEXT_INTERPRETER])
     control = run_directly(NEXT_INTERPRETER, worker, worker_home)
     assert launched.stdout.decode() == "next interpreter\n", launched.stderr
@@ -276,4 +280,3 @@ def test_worker_writes_only_its_own_tmpdir(
     control = run_directly(WRITE_TMP, worker, worker_home)
     assert launched.stdout.decode().split() == ["EACCES", "ok"], launched.stderr
     assert control.stdout.decode().split() == ["ok", "ok"], control.stderr
-

@@ -1,4 +1,4 @@
-"""How the sandbox is set up: in every mode, failing closed, saying in its audit line what it got."""
+"""How the sandbox is set up: in every mode, failing closed, its audit line saying what it got."""
 
 import ctypes
 import os
@@ -15,7 +15,12 @@ LANDLOCK_CREATE_RULESET, PRCTL = 444, {"x86_64": 157, "aarch64": 167}[platform.m
 
 
 class SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    ]
 
 
 class SockFprog(ctypes.Structure):
@@ -26,7 +31,10 @@ def refuse_before_exec(number: int, errno_value: int, first_argument: int | None
     """A seccomp filter of the test's own, in the child before exec: it answers one call (with
     one first argument) with an errno, as a kernel without it or a container engine would."""
     load_nr, load_arg0 = SockFilter(0x20, 0, 0, 0), SockFilter(0x20, 0, 0, 16)
-    allow, refuse = SockFilter(0x06, 0, 0, 0x7FFF0000), SockFilter(0x06, 0, 0, 0x00050000 | errno_value)
+    allow, refuse = (
+        SockFilter(0x06, 0, 0, 0x7FFF0000),
+        SockFilter(0x06, 0, 0, 0x00050000 | errno_value),
+    )
     if first_argument is None:
         insns = [load_nr, SockFilter(0x15, 0, 1, number), refuse, allow]
     else:
@@ -49,33 +57,44 @@ def write(path):
         return 'ok'
     except OSError as error:
         return errno.errorcode[error.errno]
-print(status['Seccomp'].strip(), os.getsid(0) == os.getpid(), write('/tmp/launcher-landlock-%d' % os.getpid()))
+shared = '/tmp/launcher-landlock-%d' % os.getpid()
+print(status['Seccomp'].strip(), os.getsid(0) == os.getpid(), write(shared))
 """
 
 
 def test_landlock_required_runs_where_the_kernel_has_it(
     launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs
 ) -> None:
-    policy = default_policy(worker, "audit\n", dirs=sandbox_dirs).replace("landlock best-effort", "landlock required")
+    policy = default_policy(worker, "audit\n", dirs=sandbox_dirs).replace(
+        "landlock best-effort", "landlock required"
+    )
     launcher.write_policy(policy)
     result = launcher.run(["-c", SHOW])
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == ["2", "True", "EACCES"]
     sandbox = [line for line in result.stderr.decode().splitlines() if "audit: sandbox" in line]
-    assert len(sandbox) == 1 and "landlock ABI " in sandbox[0] and "session keyring new" in sandbox[0]
+    assert (
+        len(sandbox) == 1 and "landlock ABI " in sandbox[0] and "session keyring new" in sandbox[0]
+    )
 
 
 def test_landlock_required_fails_closed_without_it(
     launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs
 ) -> None:
-    policy = default_policy(worker, dirs=sandbox_dirs).replace("landlock best-effort", "landlock required")
+    policy = default_policy(worker, dirs=sandbox_dirs).replace(
+        "landlock best-effort", "landlock required"
+    )
     launcher.write_policy(policy)
     enosys = 38
-    result = launcher.run(["-c", "print('ran')"], preexec_fn=lambda: refuse_before_exec(LANDLOCK_CREATE_RULESET, enosys))
+    result = launcher.run(
+        ["-c", "print('ran')"],
+        preexec_fn=lambda: refuse_before_exec(LANDLOCK_CREATE_RULESET, enosys),
+    )
     assert result.returncode == EXIT_SANDBOX
     assert result.stdout == b""
     assert result.stderr.decode() == (
-        "launcher: landlock_create_ruleset(VERSION): Function not implemented (the policy says landlock required)\n"
+        "launcher: landlock_create_ruleset(VERSION): Function not implemented "
+        "(the policy says landlock required)\n"
     )
 
 
@@ -83,7 +102,9 @@ def test_landlock_best_effort_runs_without_it_and_says_so(
     launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs
 ) -> None:
     launcher.write_policy(default_policy(worker, "audit\n", dirs=sandbox_dirs))
-    result = launcher.run(["-c", SHOW], preexec_fn=lambda: refuse_before_exec(LANDLOCK_CREATE_RULESET, 38))
+    result = launcher.run(
+        ["-c", SHOW], preexec_fn=lambda: refuse_before_exec(LANDLOCK_CREATE_RULESET, 38)
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == ["2", "True", "ok"]  # the filter, but /tmp writable
     assert "landlock unavailable (Function not implemented), best-effort" in result.stderr.decode()
@@ -96,7 +117,9 @@ def test_landlock_off_leaves_writes_to_the_file_modes(launcher: Launcher, worker
     assert "landlock off" in result.stderr.decode()
 
 
-def test_filter_that_cannot_be_installed_stops_the_launch(launcher: Launcher, worker: Account) -> None:
+def test_filter_that_cannot_be_installed_stops_the_launch(
+    launcher: Launcher, worker: Account
+) -> None:
     launcher.write_policy(minimal_policy(worker))
     pr_set_seccomp, einval = 22, 22
     result = launcher.run(
@@ -115,8 +138,10 @@ def test_filter_is_installed_when_not_root(launcher: Launcher, worker: Account) 
     assert result.stdout.decode().split() == ["-1", "1"], result.stderr.decode()  # EPERM
 
 
-def test_a_process_group_leader_cannot_leave_roots_session(launcher: Launcher, worker: Account) -> None:
-    """setsid() fails for a process group leader: the launcher stops rather than keep root's session."""
+def test_a_process_group_leader_cannot_leave_roots_session(
+    launcher: Launcher, worker: Account
+) -> None:
+    """setsid() fails for a process group leader: the launcher stops rather than stay in it."""
     launcher.write_policy(minimal_policy(worker))
     result = launcher.run(["-c", "print('ran')"], preexec_fn=lambda: os.setpgid(0, 0))
     assert result.returncode == EXIT_SANDBOX
@@ -124,13 +149,14 @@ def test_a_process_group_leader_cannot_leave_roots_session(launcher: Launcher, w
 
 
 def test_threads_and_subprocesses_still_work(launcher: Launcher, worker: Account) -> None:
-    """clone3 answers ENOSYS; glibc falls back to clone, which the filter allows without CLONE_NEW*."""
+    """clone3 answers ENOSYS; glibc falls back to clone, allowed without CLONE_NEW* flags."""
     code = """
 import ctypes, subprocess, threading
 libc = ctypes.CDLL(None, use_errno=True)
 clone3 = libc.syscall(435, None, 0) == -1 and ctypes.get_errno() == 38
 thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
-print(clone3, subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True).stdout.decode().strip())
+child = subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True)
+print(clone3, child.stdout.decode().strip())
 """
     launcher.write_policy(minimal_policy(worker, "nonroot filter"))  # sys.executable: the launcher
     result = launcher.run(["-c", "import sys\n" + code])
@@ -162,7 +188,9 @@ def test_other_system_call_abis_are_killed(
         capture_output=True, cwd="/", timeout=60, check=False,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGSYS, killed.stderr.decode()
-    assert control.returncode == 0, control.stderr.decode()  # answered (a pid, or -ENOSYS), not killed
+    assert control.returncode == 0, (
+        control.stderr.decode()
+    )  # answered (a pid, or -ENOSYS), not killed
 
 
 TIOCSTI = """
@@ -184,12 +212,12 @@ os.waitpid(child, 0)
 
 
 def test_terminal_input_cannot_be_injected(launcher: Launcher, worker: Account) -> None:
-    """TIOCSTI pushes bytes into a terminal's input: into root's shell, were the worker on its tty."""
+    """TIOCSTI pushes bytes into a terminal's input: root's shell, were the worker on its tty."""
     launcher.write_policy(minimal_policy(worker))
     refused = launcher.run(["-c", TIOCSTI])
     control = subprocess.run(
-        [PYTHON, "-c", TIOCSTI], preexec_fn=become(worker), capture_output=True, cwd="/", timeout=60,
-        check=False,
+        [PYTHON, "-c", TIOCSTI], preexec_fn=become(worker),
+        capture_output=True, cwd="/", timeout=60, check=False,
     )  # fmt: skip
     assert refused.stdout == b"EPERM\n", refused.stderr.decode()
     assert control.stdout == b"ok\n", control.stderr.decode()
