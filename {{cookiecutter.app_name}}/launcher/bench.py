@@ -8,10 +8,13 @@ sandbox's share of the start-up is printed too, as a ratio of the two launchers 
 """
 
 import argparse
+import atexit
 import os
 import pwd
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,9 +62,10 @@ def main() -> None:
 
     python = interpreter()
     policy = Path(args.policy)
-    # The shipped policy's sandbox: Landlock where the kernel has it, with a TMPDIR of the user's.
-    tmpdir = policy.parent / "tmp"
-    tmpdir.mkdir(mode=0o700, exist_ok=True)
+    # The shipped policy's sandbox: Landlock where the kernel has it, with a TMPDIR of the user's
+    # (opened after the drop, so somewhere the user can reach: not under a checkout in root's 0700).
+    tmpdir = Path(tempfile.mkdtemp(prefix="launcher-bench-", dir="/var/tmp"))
+    atexit.register(shutil.rmtree, tmpdir, ignore_errors=True)
     account = pwd.getpwnam(args.user)
     os.chown(tmpdir, account.pw_uid, account.pw_gid)
     policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n"
