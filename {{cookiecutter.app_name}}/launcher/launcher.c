@@ -204,16 +204,6 @@ static void audit_dropped(const char *entry, size_t name_len)
 	}
 }
 
-static void audit_sandbox(const struct policy *p, const struct sandbox_status *status)
-{
-	char line[320];
-
-	sandbox_describe(p, status, line, sizeof line);
-	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
-		/* Best effort, as above. */
-	}
-}
-
 /*
  * The worker's environment: allowed host variables (first occurrence only), then every set. A
  * fixed array: no allocator to start, and a host with more variables than this is not normal.
@@ -314,22 +304,20 @@ int main(int argc, char **argv)
 	check_exec(&policy);
 	resolve_user(&policy, &uid, &gid);
 	env = build_env(&policy);
-	if (geteuid() != 0 && policy.nonroot == NONROOT_REFUSE)
-		die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
-		    (unsigned)geteuid());
-	if (sandbox_leave_session(&failure) != 0)
-		die(EXIT_SANDBOX, "%s", failure.message);
 	if (geteuid() == 0)
 		drop_root(uid, gid);
+	else if (policy.nonroot == NONROOT_REFUSE)
+		die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
+		    (unsigned)geteuid());
 	/* After the drop: the new keyring is the worker's, and root's is gone with the old one. */
-	if (sandbox_leave_keyring(&sandbox, &failure) != 0)
+	if (sandbox_leave_root_session(&sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
 	if (sandbox_confine(&policy, &sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (policy.audit)
-		audit_sandbox(&policy, &sandbox);
+		sandbox_audit(&policy, &sandbox);
 	close_inherited_fds();
 	execve(policy.exec, argv, env);
 	die(EXIT_EXEC, "execve(%s): %s", policy.exec, strerror(errno));

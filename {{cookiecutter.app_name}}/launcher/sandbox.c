@@ -185,19 +185,14 @@ static __attribute__((format(printf, 2, 3))) int fail(struct sandbox_failure *fa
 	return -1;
 }
 
-int sandbox_leave_session(struct sandbox_failure *failure)
-{
-	if (setsid() >= 0 || getsid(0) == getpid())
-		return 0;
-	return fail(failure, "setsid(): %s (start the launcher from a process, not a process group leader)",
-		    strerror(errno));
-}
-
 /* linux/keyctl.h */
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 
-int sandbox_leave_keyring(struct sandbox_status *status, struct sandbox_failure *failure)
+int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_failure *failure)
 {
+	if (setsid() < 0 && getsid(0) != getpid())
+		return fail(failure, "setsid(): %s (start the launcher from a process, not a process group leader)",
+			    strerror(errno));
 	status->keyring_errno = 0;
 	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) >= 0)
 		return 0;
@@ -317,9 +312,9 @@ int sandbox_confine(const struct policy *p, struct sandbox_status *status, struc
 	return 0;
 }
 
-void sandbox_describe(const struct policy *p, const struct sandbox_status *status, char *line, size_t size)
+void sandbox_audit(const struct policy *p, const struct sandbox_status *status)
 {
-	char landlock_text[96];
+	char landlock_text[96], line[320];
 
 	if (p->landlock == LANDLOCK_OFF)
 		snprintf(landlock_text, sizeof landlock_text, "landlock off");
@@ -329,7 +324,10 @@ void sandbox_describe(const struct policy *p, const struct sandbox_status *statu
 	else
 		snprintf(landlock_text, sizeof landlock_text, "landlock unavailable (%s), best-effort",
 			 strerror(status->landlock_errno));
-	snprintf(line, size, "launcher: audit: sandbox: seccomp filter (%s), %s, session keyring %s%s\n",
+	snprintf(line, sizeof line, "launcher: audit: sandbox: seccomp filter (%s), %s, session keyring %s%s\n",
 		 NATIVE_ARCH_NAME, landlock_text, status->keyring_errno ? "kept: keyctl refused, " : "new",
 		 status->keyring_errno ? strerror(status->keyring_errno) : "");
+	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
+		/* Audit output is best effort; the sandbox itself is in place. */
+	}
 }

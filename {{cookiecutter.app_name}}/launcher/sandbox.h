@@ -20,16 +20,11 @@ struct sandbox_failure {
 };
 
 /*
- * Leaves the host's session: the worker gets no controlling terminal of root's and no job
- * control over root's processes. Already a session leader (a re-exec of itself) is fine.
+ * Leaves root's session, after the drop: setsid() (no controlling terminal or process group of
+ * the host's; already leading a session, as on a re-exec, is fine), then a new, empty session
+ * keyring in place of root's, owned by the worker since the drop came first.
  */
-int sandbox_leave_session(struct sandbox_failure *failure);
-
-/*
- * Replaces the session keyring inherited from root with a new, empty one. Call it after the
- * drop, so that the new keyring belongs to the worker and nothing of root's remains.
- */
-int sandbox_leave_keyring(struct sandbox_status *status, struct sandbox_failure *failure);
+int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_failure *failure);
 
 /*
  * Landlock (as the policy says) and then the system-call filter. Call it after
@@ -38,7 +33,7 @@ int sandbox_leave_keyring(struct sandbox_status *status, struct sandbox_failure 
  */
 int sandbox_confine(const struct policy *policy, struct sandbox_status *status, struct sandbox_failure *failure);
 
-/* One audit line, "launcher: audit: sandbox: ...", into line (at least 256 bytes). */
-void sandbox_describe(const struct policy *policy, const struct sandbox_status *status, char *line, size_t size);
+/* One audit line on stderr, "launcher: audit: sandbox: ...": what the worker got. */
+void sandbox_audit(const struct policy *policy, const struct sandbox_status *status);
 
 #endif
