@@ -35,6 +35,13 @@ REQUIRED_CHECKS = (
     "storage token refused by the broker",
     "broker's account and /proc out of reach",
     "no package installer modules",
+    "cannot unshare a user namespace",
+    "no seccomp-free syscalls: keyctl refused",
+    "cannot plant a user site",
+    "HOME not writable",
+    "TMPDIR private",
+    "cannot write /tmp or /var/tmp",
+    "no sys.path entry writable",
     "function app imports, health answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
@@ -47,6 +54,7 @@ REQUIRED_CHECKS = (
     "no remote access",
     "no setuid/setgid file",
     "root's password locked",
+    "DOTNET diagnostics off",
 )
 
 
@@ -236,6 +244,14 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "root's password locked",
         "no remote access",
         "no package installer modules",
+        "cannot unshare a user namespace",
+        "no seccomp-free syscalls: keyctl refused",
+        "cannot plant a user site",
+        "HOME not writable",
+        "TMPDIR private",
+        "cannot write /tmp or /var/tmp",
+        "no sys.path entry writable",
+        "DOTNET diagnostics off",
     )
     assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")
     assert "verify-image:" in result.stderr and "failed" in result.stderr

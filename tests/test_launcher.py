@@ -154,3 +154,16 @@ def test_identity_broker_figures(launcher_dir: Path, capsys: pytest.CaptureFixtu
     memory = re.search(r"^broker resident memory: ([\d.]+) MiB", result.stdout, re.M)
     assert added and token and memory, result.stdout
     assert float(added[1]) < 1000 and float(token[1]) < 100 and float(memory[1]) < 64
+
+
+def test_sandbox_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sandbox's share of start-up and the filter's cost per system call, into CI's log."""
+    result = run(
+        ["make", "-s", "-C", str(launcher_dir), "bench-sandbox", f"PYTHON={sys.executable}"],
+        timeout=600,
+    )
+    show_in_log(capsys, f"launcher sandbox bench (make bench-sandbox):\n{result.stdout}")
+    sandbox = re.search(r"^ratio sandbox \(filter \+ Landlock\)/without: (\d+\.\d+)", result.stdout, re.M)
+    per_call = re.search(r"^filter cost per system call, getpid: (-?\d+\.\d+) ns$", result.stdout, re.M)
+    assert sandbox and per_call, result.stdout
+    assert float(sandbox.group(1)) <= RATIO_BOUND

@@ -10,6 +10,7 @@ import argparse
 import importlib.metadata
 import importlib.util
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -205,6 +206,37 @@ def install_policy(source: Path, real: Path, library_path: str | None) -> None:
     POLICY.chmod(0o644)
 
 
+def policy_setting(policy: Path, name: str) -> Path:
+    """The absolute path a `set NAME=...` line of the policy gives."""
+    values = [line.split("=", 1)[1].strip() for line in policy.read_text().splitlines()
+              if line.startswith(f"set {name}=")]  # fmt: skip
+    if len(values) != 1 or not values[0].startswith("/"):
+        fail(f"{policy} must set {name} to an absolute path exactly once.")
+    return Path(values[0])
+
+
+def make_worker_directories(policy: Path, user: str) -> None:
+    """HOME root-owned and empty: nothing there for a later interpreter to read (~/.local user
+    site, dotfiles). TMPDIR the worker's alone (0700), since it may not write the shared /tmp and
+    /var/tmp: those become root's (0755). The host runs as root and still writes both; nothing
+    the worker runs needs them (Python's tempfile follows TMPDIR)."""
+    entry = pwd.getpwnam(user)
+    home, tmpdir = policy_setting(policy, "HOME"), policy_setting(policy, "TMPDIR")
+    for shared in (Path("/tmp"), Path("/var/tmp")):  # noqa: S108 (made root's, not used)
+        shared.mkdir(exist_ok=True)
+        os.chown(shared, 0, 0)
+        shared.chmod(0o755)
+    home.mkdir(parents=True, exist_ok=True)
+    os.chown(home, 0, 0)
+    home.chmod(0o755)
+    leftovers = sorted(path.name for path in home.iterdir())
+    if leftovers:
+        fail(f"{home} (the worker's HOME) must be empty; it holds {leftovers}.")
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    os.chown(tmpdir, entry.pw_uid, entry.pw_gid)
+    tmpdir.chmod(0o700)
+
+
 def make_read_only(tops: list[Path]) -> None:
     """Code and packages owned by root and writable by nobody else: no persistence by rewrite."""
     writable = stat.S_IWGRP | stat.S_IWOTH
@@ -343,6 +375,7 @@ def main() -> None:
     check_interpreter_starts(real, library_path)
     install_policy(args.policy, real, library_path)
     install_broker(args.broker)
+    make_worker_directories(args.policy, args.worker_user)
     paths = sysconfig.get_paths()
     # Resolved: /opt/python/3.12 is a link to the full version's directory, which walks see.
     libraries = sorted({Path(paths[key]).resolve() for key in ("stdlib", "purelib", "platlib")})

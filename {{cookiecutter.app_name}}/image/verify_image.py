@@ -213,7 +213,18 @@ def verify(engine: str, image: str, user: str) -> list[Row]:
         if not_running:
             return [("image starts as its entrypoint", False, not_running)]
         rows += probe_rows(engine, container, marker, user)
-        search_path = image_env(engine, image).get("PATH", "/usr/bin:/bin")
+        environment = image_env(engine, image)
+        search_path = environment.get("PATH", "/usr/bin:/bin")
+        # The .NET host otherwise opens a diagnostics socket (dotnet-diagnostic-*) in /tmp through
+        # which a debugger or profiler attaches; the worker has no business with either.
+        diagnostics = environment.get("DOTNET_EnableDiagnostics", "unset")
+        rows.append(
+            (
+                "DOTNET diagnostics off",
+                diagnostics == "0",
+                f"DOTNET_EnableDiagnostics={diagnostics}",
+            )
+        )
         cwd = inspect(engine, "image", image)["Config"].get("WorkingDir") or "/"
         fs = export(engine, container, wanted=lambda p: p.rsplit("/", 1)[-1].startswith("python")
                     or p in ("/etc/shadow", "/etc/launcher/policy.conf"))  # fmt: skip

@@ -9,6 +9,7 @@ the canary marker and the worker's expected account. It prints one JSON object, 
 import json
 import os
 import pwd
+import stat
 import sys
 import sysconfig
 import urllib.error
@@ -160,6 +161,112 @@ def no_installer_modules() -> Result:
     return not found, f"importable: {', '.join(found)}" if found else "none importable"
 
 
+def syscall_errno(number: int, *args: object) -> str:
+    """'ok' or the errno's name for a raw system call."""
+    import ctypes
+    import errno
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    result = libc.syscall(ctypes.c_long(number), *args)
+    return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+
+
+# x86_64 and aarch64 numbers: the launcher's filter knows these two architectures.
+UNSHARE = {"x86_64": 272, "aarch64": 97}
+KEYCTL = {"x86_64": 250, "aarch64": 219}
+
+
+def cannot_unshare_user_namespace() -> Result:
+    import platform
+
+    clone_newuser = 0x10000000
+    result = syscall_errno(UNSHARE[platform.machine()], clone_newuser)
+    return result == "EPERM", f"unshare(CLONE_NEWUSER): {result}"
+
+
+def keyctl_refused() -> Result:
+    import ctypes
+    import platform
+
+    status = Path("/proc/self/status").read_text()
+    mode = next(
+        (line.split()[1] for line in status.splitlines() if line.startswith("Seccomp:")), "?"
+    )
+    get_keyring_id, session = 0, -3  # KEYCTL_GET_KEYRING_ID of the session keyring
+    result = syscall_errno(KEYCTL[platform.machine()], get_keyring_id, ctypes.c_long(session), 0)
+    return result == "EPERM" and mode == "2", f"keyctl: {result}; Seccomp: {mode}"
+
+
+def cannot_plant_user_site() -> Result:
+    """The next interpreter must not find a usercustomize.py of the attacker's."""
+    import site
+
+    user_site = Path(site.getusersitepackages())
+    planted = user_site / "usercustomize.py"
+    try:
+        user_site.mkdir(parents=True, exist_ok=True)
+        planted.write_text("# written by verify-image's probe, removed at once\n")
+    except OSError as error:
+        enabled = "on" if site.ENABLE_USER_SITE else "off"
+        return (
+            not site.ENABLE_USER_SITE,
+            f"{type(error).__name__} writing {user_site}; user site {enabled}",
+        )
+    planted.unlink()
+    return False, f"wrote {planted}"
+
+
+def home_not_writable() -> Result:
+    home = Path(os.environ.get("HOME", "/"))
+    info = home.stat()
+    writable = os.access(home, os.W_OK)
+    return (
+        not writable and info.st_uid == 0,
+        f"HOME={home}, owner uid {info.st_uid}, writable: {writable}",
+    )
+
+
+def tmpdir_private() -> Result:
+    tmpdir = os.environ.get("TMPDIR")
+    if not tmpdir:
+        return False, "TMPDIR is not set: the worker writes the shared /tmp"
+    info = Path(tmpdir).stat()
+    mode = stat.S_IMODE(info.st_mode)
+    private = info.st_uid == os.getuid() and mode == 0o700
+    return private, f"TMPDIR={tmpdir}, owner uid {info.st_uid}, mode {mode:o}"
+
+
+def cannot_write_shared_tmp() -> Result:
+    """Files left in /tmp outlive the worker and are read by root's host and later workers."""
+    refusals = []
+    for top in (Path("/tmp"), Path("/var/tmp")):  # noqa: S108 (probed, not used)
+        probe = top / f".verify-image-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+        except OSError as error:
+            refusals.append(f"{top}: {type(error).__name__}")
+            continue
+        probe.unlink()
+        return False, f"wrote {probe}"
+    return True, ", ".join(refusals)
+
+
+def no_writable_sys_path() -> Result:
+    """An entry the worker can write (or create) is code the next import runs."""
+    writable = []
+    for entry in sys.path:
+        path = Path(entry or os.getcwd())  # '' is the working directory
+        while not path.exists():
+            path = path.parent
+        if os.access(path, os.W_OK):
+            writable.append(entry)
+    return (
+        not writable,
+        f"writable: {', '.join(writable)}" if writable else f"{len(sys.path)} entries",
+    )
+
+
 def health_answers() -> Result:
     root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")  # noqa: SIM112
     os.chdir(root)
@@ -195,6 +302,13 @@ def main() -> None:
         "storage token refused by the broker": storage_token_refused,
         "broker's account and /proc out of reach": broker_is_out_of_reach,
         "no package installer modules": no_installer_modules,
+        "cannot unshare a user namespace": cannot_unshare_user_namespace,
+        "no seccomp-free syscalls: keyctl refused": keyctl_refused,
+        "cannot plant a user site": cannot_plant_user_site,
+        "HOME not writable": home_not_writable,
+        "TMPDIR private": tmpdir_private,
+        "cannot write /tmp or /var/tmp": cannot_write_shared_tmp,
+        "no sys.path entry writable": no_writable_sys_path,
         "function app imports, health answers": health_answers,
     }
     results: dict[str, Result] = {}

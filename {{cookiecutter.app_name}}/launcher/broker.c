@@ -182,8 +182,8 @@ static _Noreturn void become_broker(const struct policy *p, uid_t uid, gid_t gid
 	close_fds_from(BROKER_READY_FD + 1);
 	drop_root(uid, gid);
 	die_with_parent();
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+	/* The broker parses what the worker writes: it gets the worker's sandbox too. */
+	confine(p, false);
 	execve(p->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s) for the broker: %s", p->exec, strerror(errno));
 }

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include "launcher.h"
+#include "sandbox.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -52,12 +53,33 @@ _Noreturn void die(int status, const char *fmt, ...)
 	_exit(status);
 }
 
+/* Whoever can write the policy's directory can replace the file itself, whatever its own mode. */
+static void check_policy_directory(void)
+{
+	char dir[sizeof POLICY_PATH];
+	struct stat st;
+	char *slash;
+
+	memcpy(dir, POLICY_PATH, sizeof dir);
+	slash = strrchr(dir, '/'); /* the Makefile accepts absolute paths only */
+	*(slash == dir ? slash + 1 : slash) = '\0'; /* "/policy.conf" lives in "/" */
+	if (stat(dir, &st) != 0)
+		die(EXIT_POLICY, "stat(%s): %s", dir, strerror(errno));
+	if (st.st_uid != 0)
+		die(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", dir, (unsigned)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		die(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", dir);
+}
+
 /* The policy decides what the worker sees, so anyone who could edit it would own the worker too. */
 static size_t read_policy(char *text)
 {
 	struct stat st;
 	size_t len = 0;
-	int fd = open(POLICY_PATH, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	int fd;
+
+	check_policy_directory();
+	fd = open(POLICY_PATH, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
 		die(EXIT_POLICY, "open(%s): %s", POLICY_PATH, strerror(errno));
@@ -98,6 +120,9 @@ static void check_exec(const struct policy *p)
 		die(EXIT_POLICY, "%s:%u: exec %s: not an executable file", POLICY_PATH, p->exec_line, p->exec);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
 		die(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
+	if (st.st_uid != 0)
+		die(EXIT_POLICY, "%s:%u: exec %s: owned by uid %u, not root", POLICY_PATH, p->exec_line, p->exec,
+		    (unsigned)st.st_uid);
 }
 
 static int lookup_id(const char *file, const char *name, size_t name_len, int field, unsigned *id, unsigned *next)
@@ -259,10 +284,25 @@ void close_fds_from(unsigned first)
 		close((int)fd);
 }
 
-_Noreturn void exec_worker(const struct policy *policy, char **argv, char **env)
+void confine(const struct policy *policy, bool audit)
 {
+	struct sandbox_status sandbox;
+	struct sandbox_failure failure;
+
+	/* After the drop: the new keyring is the account's, and root's is gone with the old one. */
+	if (sandbox_leave_root_session(&sandbox, &failure) != 0)
+		die(EXIT_SANDBOX, "%s", failure.message);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
+	if (sandbox_confine(policy, &sandbox, &failure) != 0)
+		die(EXIT_SANDBOX, "%s", failure.message);
+	if (audit)
+		sandbox_audit(policy, &sandbox);
+}
+
+_Noreturn void exec_worker(const struct policy *policy, char **argv, char **env)
+{
+	confine(policy, policy->audit);
 	close_fds_from(3); /* the host's open sockets and files must not leak into the worker */
 	execve(policy->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s): %s", policy->exec, strerror(errno));

@@ -18,6 +18,7 @@
 enum {
 	EXIT_BROKER = 69,    /* the identity broker could not start, or died: the worker is not run, or stopped */
 	EXIT_SYSTEM = 71,    /* too many variables, close_range failed: the launcher cannot do its job */
+	EXIT_SANDBOX = 72,   /* the sandbox (session, keyring, Landlock when required, seccomp) could not be set up */
 	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
 	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
 	EXIT_EXEC = 126,     /* execve of the interpreter failed */
@@ -29,7 +30,14 @@ _Noreturn __attribute__((format(printf, 2, 3))) void die(int status, const char 
 /* setgroups, setgid, setuid, then proof that root cannot be regained. */
 void drop_root(uid_t uid, gid_t gid);
 
-/* PR_SET_NO_NEW_PRIVS, descriptors above 2 closed, execve: the last steps of every worker start. */
+/*
+ * After the drop, in the worker and the broker alike: a session and keyring of its own,
+ * PR_SET_NO_NEW_PRIVS, then the sandbox (Landlock as the policy says, the system-call filter);
+ * the audit line when asked. Fails closed (EXIT_SANDBOX).
+ */
+void confine(const struct policy *policy, bool audit);
+
+/* confine(), descriptors above 2 closed, execve: the last steps of every worker start. */
 _Noreturn void exec_worker(const struct policy *policy, char **argv, char **env);
 
 /*

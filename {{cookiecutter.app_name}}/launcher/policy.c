@@ -121,6 +121,10 @@ static int parse_pattern(struct pattern *list, size_t *count, const char *direct
 					       : "allow takes NAME or PREFIX* (letters, digits, _)");
 	if (!is_deny && !prefix && policy_is_identity_variable(name, name_len))
 		return fail(err, line, "allow %s: the identity variables are the broker's to set (broker ACCOUNT)", name);
+	/* FUNCTIONS_WORKER_RUNTIME* would also pass FUNCTIONS_WORKER_RUNTIMEPASS: a prefix must end
+	 * where a word does, so that it passes only names of the family it was written for. */
+	if (!is_deny && prefix && name[name_len - 1] != '_')
+		return fail(err, line, "allow %s: a prefix must end in '_' (NAME_*), or list the exact names", arg);
 	for (size_t i = 0; i < *count; i++)
 		if (list[i].prefix == prefix && list[i].suffix == suffix && list[i].len == name_len &&
 		    memcmp(list[i].text, name, name_len) == 0)
@@ -173,6 +177,22 @@ static int parse_set(struct policy *p, char *arg, unsigned line, struct policy_e
 	return 0;
 }
 
+static int parse_landlock(struct policy *p, const char *arg, unsigned line, struct policy_error *err)
+{
+	if (p->landlock_line)
+		return fail(err, line, "duplicate landlock (first on line %u)", p->landlock_line);
+	if (strcmp(arg, "required") == 0)
+		p->landlock = LANDLOCK_REQUIRED;
+	else if (strcmp(arg, "best-effort") == 0)
+		p->landlock = LANDLOCK_BEST_EFFORT;
+	else if (strcmp(arg, "off") == 0)
+		p->landlock = LANDLOCK_OFF;
+	else
+		return fail(err, line, "landlock takes required, best-effort or off");
+	p->landlock_line = line;
+	return 0;
+}
+
 /* One directive with its argument (arg is "" when there is none; set keeps its inner blanks). */
 static int parse_directive(struct policy *p, const char *word, char *arg, unsigned line, struct policy_error *err)
 {
@@ -191,10 +211,11 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 		return 0;
 	}
 	if (strcmp(word, "exec") != 0 && strcmp(word, "user") != 0 && strcmp(word, "allow") != 0 &&
-	    strcmp(word, "deny") != 0 && strcmp(word, "nonroot") != 0 && strcmp(word, "broker") != 0 &&
-	    strcmp(word, "audience") != 0)
+	    strcmp(word, "deny") != 0 && strcmp(word, "nonroot") != 0 && strcmp(word, "landlock") != 0 &&
+	    strcmp(word, "broker") != 0 && strcmp(word, "audience") != 0)
 		return fail(err, line,
-			    "unknown directive '%.32s' (exec, user, allow, deny, set, audit, nonroot, broker, audience)",
+			    "unknown directive '%.32s' (exec, user, allow, deny, set, audit, nonroot, landlock, broker, "
+			    "audience)",
 			    word);
 	if (!has_arg)
 		return fail(err, line, "%s needs an argument", word);
@@ -231,6 +252,8 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 		p->user_line = line;
 		return parse_user(arg, line, err);
 	}
+	if (strcmp(word, "landlock") == 0)
+		return parse_landlock(p, arg, line, err);
 	if (p->nonroot_line)
 		return fail(err, line, "duplicate nonroot (first on line %u)", p->nonroot_line);
 	if (strcmp(arg, "refuse") != 0 && strcmp(arg, "filter") != 0)
@@ -309,10 +332,11 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 
 	/* Reset only the header: zeroing the rule arrays would touch ~50 KiB on every start. */
 	p->exec = p->user = p->broker = NULL;
-	p->exec_line = p->user_line = p->audit_line = p->nonroot_line = p->broker_line = 0;
+	p->exec_line = p->user_line = p->audit_line = p->nonroot_line = p->landlock_line = p->broker_line = 0;
 	p->n_audience = 0;
 	p->audit = false;
 	p->nonroot = NONROOT_REFUSE;
+	p->landlock = LANDLOCK_OFF;
 	p->n_allow = p->n_deny = p->n_set = 0;
 	if (len > POLICY_MAX_BYTES)
 		return fail(err, 1, "policy larger than %d bytes", POLICY_MAX_BYTES);
@@ -341,6 +365,12 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 		if (deny && !p->allow[i].prefix)
 			return fail(err, p->allow[i].line, "allow %.*s is denied by line %u (deny wins: remove one)",
 				    (int)p->allow[i].len, p->allow[i].text, deny->line);
+	}
+	if (p->landlock != LANDLOCK_OFF) {
+		/* Landlock confines the worker's writes to its TMPDIR: the policy must say which it is. */
+		const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
+		if (!tmpdir || tmpdir->entry[7] != '/')
+			return fail(err, p->landlock_line, "landlock needs set TMPDIR=/absolute/path (where the worker writes)");
 	}
 	for (size_t i = 0; i < p->n_set; i++) {
 		const struct pattern *deny = denied_by(p, p->set[i].entry, p->set[i].name_len);

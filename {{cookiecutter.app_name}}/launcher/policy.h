@@ -37,6 +37,9 @@ struct setting {
 
 enum nonroot_mode { NONROOT_REFUSE, NONROOT_FILTER };
 
+/* `landlock required|best-effort|off`: whether the worker's writes must be, may be, or are not confined. */
+enum landlock_mode { LANDLOCK_OFF, LANDLOCK_BEST_EFFORT, LANDLOCK_REQUIRED };
+
 struct policy {
 	const char *exec;
 	unsigned exec_line;
@@ -46,6 +49,8 @@ struct policy {
 	unsigned audit_line;
 	enum nonroot_mode nonroot;
 	unsigned nonroot_line;
+	enum landlock_mode landlock;
+	unsigned landlock_line;
 	/* `broker ACCOUNT`: the identity broker's account, or NULL (no broker: no identity variables). */
 	const char *broker;
 	unsigned broker_line;

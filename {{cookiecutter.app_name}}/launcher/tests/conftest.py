@@ -156,12 +156,38 @@ def launcher() -> Iterator[Launcher]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def default_policy(worker: Account, extra: str = "") -> str:
-    """The shipped policy.conf with this machine's interpreter and the test account."""
+@dataclass(frozen=True)
+class SandboxDirs:
+    home: Path  # root-owned, 0755, empty: the worker's HOME
+    tmpdir: Path  # the worker's own, 0700: its TMPDIR
+
+
+@pytest.fixture(scope="session")
+def sandbox_dirs(worker: Account) -> Iterator[SandboxDirs]:
+    """HOME and TMPDIR as image/harden.py makes them, under a root-owned directory."""
+    top = Path(tempfile.mkdtemp(prefix="launcher-sandbox-", dir="/var/tmp"))
+    top.chmod(0o755)
+    dirs = SandboxDirs(top / "home", top / "tmp")
+    dirs.home.mkdir(mode=0o755)
+    dirs.tmpdir.mkdir(mode=0o700)
+    os.chown(dirs.tmpdir, worker.uid, worker.gid)
+    yield dirs
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def default_policy(worker: Account, extra: str = "", dirs: SandboxDirs | None = None) -> str:
+    """The shipped policy.conf with this machine's interpreter, the test account and, when given,
+    the test's HOME and TMPDIR (without them, Landlock is switched off: the image's paths do not
+    exist on the test machine)."""
     text = (LAUNCHER_DIR / "policy.conf").read_text()
     text = re.sub(r"(?m)^exec .*$", f"exec {PYTHON}", text)
     text = re.sub(r"(?m)^user .*$", f"user {worker.name}", text)
     text = re.sub(r"(?m)^broker .*$", f"broker {BROKER}", text)
+    if dirs:
+        text = re.sub(r"(?m)^set HOME=.*$", f"set HOME={dirs.home}", text)
+        text = re.sub(r"(?m)^set TMPDIR=.*$", f"set TMPDIR={dirs.tmpdir}", text)
+    else:
+        text = re.sub(r"(?m)^landlock .*$", "landlock off", text)
     return text + extra
 
 

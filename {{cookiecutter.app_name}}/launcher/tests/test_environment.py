@@ -2,7 +2,15 @@
 
 import secrets
 
-from conftest import PYTHON, SANITIZE, Account, Launcher, default_policy, minimal_policy
+from conftest import (
+    LAUNCHER_DIR,
+    PYTHON,
+    SANITIZE,
+    Account,
+    Launcher,
+    default_policy,
+    minimal_policy,
+)
 
 # Names a Functions host (or a careless app setting) may hold; none may reach the worker.
 SENSITIVE = [
@@ -38,7 +46,17 @@ SENSITIVE = [
     "AZURE_FEDERATED_TOKEN_FILE",
     "STRIPE_API_KEY",
     "DATABASE_PASSWORD",
-    "FUNCTIONS_WORKER_RUNTIME_PASSWORD",  # an allowed prefix: the deny must still win
+    "FUNCTIONS_WORKER_RUNTIME_PASSWORD",  # once an allowed prefix: the deny must still win
+    "FUNCTIONS_WORKER_RUNTIMEPASS",  # what the old FUNCTIONS_WORKER_RUNTIME* passed
+    "FUNCTIONS_WORKER_RUNTIME_SECRET_SAUCE",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "SCM_RUN_FROM_PACKAGE",
+    "APPINSIGHTS_QUICKPULSEAUTHAPIKEY",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "SSH_PASSWD",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "ServiceBusConnection",  # a binding's connection string: dropped because nothing allows it
 ]
 # Not secret but dangerous in a worker: they change what the interpreter runs. The sanitized
 # build is dynamic, so its own ld.so would act on LD_PRELOAD; the real, static one has no ld.so.
@@ -54,13 +72,19 @@ NEEDED = {
     "LANG": "C.UTF-8",
     "WEBSITE_SITE_NAME": "app",
     "WEBSITE_INSTANCE_ID": "0123abcd",
+    "CONTAINER_NAME": "app-container",
     "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
     "KEY_VAULT_URL": "https://kv-app.vault.azure.net/",
     "SECRETS_REFRESH_SECONDS": "3600",
     "REQUESTS_CA_BUNDLE": "/etc/ssl/company-ca.crt",
     "SSL_CERT_FILE": "/etc/ssl/company-ca.crt",
 }
-FIXED = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
+# The shipped policy's `set` lines (HOME and TMPDIR are the image's paths: Landlock is off here).
+FIXED = dict(
+    line.split(None, 1)[1].split("=", 1)
+    for line in (LAUNCHER_DIR / "policy.conf").read_text().splitlines()
+    if line.startswith("set ")
+)
 SHOW_ENVIRON = "import sys; sys.stdout.buffer.write(open('/proc/self/environ', 'rb').read())"
 
 
@@ -91,7 +115,8 @@ def test_worker_environment_is_exactly_the_allowed_set(launcher: Launcher, worke
 
 
 def test_deny_wins_over_a_careless_allow(launcher: Launcher, worker: Account) -> None:
-    launcher.write_policy(default_policy(worker, "allow Azure*\nallow APP*\nallow SQL*\n"))
+    careless = "allow AzureWebJobsStorage_*\nallow APPSETTING_*\nallow SQLCONNSTR_*\n"
+    launcher.write_policy(default_policy(worker, careless))
     env, _ = host_environment()
     result = launcher.run(["-c", SHOW_ENVIRON], env=env)
     assert result.returncode == 0, result.stderr.decode()
@@ -145,5 +170,6 @@ def test_audit_names_dropped_variables_never_values(launcher: Launcher, worker: 
     assert sorted(lines) == [
         "launcher: audit: dropped MSI_SECRET",
         "launcher: audit: dropped ODD?NAME",
+        "launcher: audit: sandbox: seccomp filter (x86_64), landlock off, session keyring new",
     ]
     assert b"canary" not in result.stderr

@@ -113,6 +113,43 @@ APPENDED: list[tuple[str, list[str], int, str]] = [
     ("carriage return", ["allow PATH\r"], 4, "carriage return"),
     ("control character", ["allow \x1bLANG"], 4, "control character 0x1b"),
     (
+        "allow prefix without a separator",
+        ["allow FUNCTIONS_WORKER_RUNTIME*"],
+        4,
+        "allow FUNCTIONS_WORKER_RUNTIME*: a prefix must end in '_'",
+    ),
+    ("landlock without an argument", ["landlock"], 4, "landlock needs an argument"),
+    (
+        "landlock with a bad mode",
+        ["landlock maybe"],
+        4,
+        "landlock takes required, best-effort or off",
+    ),
+    (
+        "landlock in capitals",
+        ["landlock REQUIRED"],
+        4,
+        "landlock takes required, best-effort or off",
+    ),
+    (
+        "duplicate landlock",
+        ["landlock off", "landlock off"],
+        5,
+        "duplicate landlock (first on line 4)",
+    ),
+    (
+        "landlock without TMPDIR",
+        ["landlock required"],
+        4,
+        "landlock needs set TMPDIR=/absolute/path",
+    ),
+    (
+        "landlock with a relative TMPDIR",
+        ["set TMPDIR=tmp", "landlock best-effort"],
+        5,
+        "landlock needs set TMPDIR=/absolute/path",
+    ),
+    (
         "too many allows",
         [f"allow NAME_{i}" for i in range(513)],
         515,
@@ -135,6 +172,7 @@ REPLACED: list[tuple[str, list[str], int, str]] = [
     ("exec of a directory", ["exec /usr/bin", "user {user}"], 1, "not an executable file"),
     ("exec not executable", ["exec /etc/passwd", "user {user}"], 1, "not an executable file"),
     ("exec group-writable", ["exec {writable}", "user {user}"], 1, "writable by group or others"),
+    ("exec not root-owned", ["exec {foreign}", "user {user}"], 1, "owned by uid 65534, not root"),
     (
         "unknown user",
         ["exec {python}", "user nosuchuser"],
@@ -175,6 +213,17 @@ def writable_interpreter() -> Iterator[Path]:
         yield path
 
 
+@pytest.fixture(scope="module")
+def foreign_interpreter() -> Iterator[Path]:
+    """An executable that only mode-checks would pass, but which nobody (65534) owns, not root."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "python"
+        path.write_bytes(b"")
+        path.chmod(0o755)
+        os.chown(path, 65534, 65534)
+        yield path
+
+
 @pytest.fixture
 def marker() -> Iterator[Path]:
     """Where the policy's program would leave a file if it ran: writable by the worker account."""
@@ -183,8 +232,10 @@ def marker() -> Iterator[Path]:
         yield Path(directory) / "ran"
 
 
-def render(lines: list[str], worker: Account, writable: Path) -> bytes:
-    text = "\n".join(lines).format(python=PYTHON, user=worker.name, writable=writable)
+def render(lines: list[str], worker: Account, writable: Path, foreign: Path = Path()) -> bytes:
+    text = "\n".join(lines).format(
+        python=PYTHON, user=worker.name, writable=writable, foreign=foreign
+    )
     return text.encode("latin-1") + (b"\n" if lines else b"")
 
 
@@ -220,12 +271,13 @@ def test_malformed_policy_is_rejected_with_its_line(
     launcher: Launcher,
     worker: Account,
     writable_interpreter: Path,
+    foreign_interpreter: Path,
     marker: Path,
     lines: list[str],
     line: int,
     words: str,
 ) -> None:
-    launcher.write_policy(render(lines, worker, writable_interpreter))
+    launcher.write_policy(render(lines, worker, writable_interpreter, foreign_interpreter))
     assert_rejected(launcher, marker, f"launcher: {launcher.policy}:{line}: ", words)
 
 
@@ -278,3 +330,28 @@ def test_oversize_policy_is_rejected(launcher: Launcher, worker: Account, marker
     padding = [f"# {'x' * 900}"] * 80
     launcher.write_policy(render([*BASE, *padding], worker, Path()))
     assert_rejected(launcher, marker, f"launcher: {launcher.policy}: ", "larger than 65536 bytes")
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "words"),
+    [
+        pytest.param(0o775, 0, "writable by group or others", id="group-writable"),
+        pytest.param(0o757, 0, "writable by group or others", id="other-writable"),
+        pytest.param(0o1777, 0, "writable by group or others", id="sticky and world-writable"),
+        pytest.param(0o755, 65534, "owned by uid 65534, not root", id="not root-owned"),
+    ],
+)
+def test_unsafe_policy_directory_is_rejected(
+    launcher: Launcher, worker: Account, marker: Path, mode: int, owner: int, words: str
+) -> None:
+    """Whoever may write the directory may swap the policy file, however safe the file itself."""
+    directory = launcher.policy.parent
+    launcher.write_policy(render(BASE, worker, Path()))
+    saved = directory.stat()
+    os.chown(directory, owner, owner)
+    directory.chmod(mode)
+    try:
+        assert_rejected(launcher, marker, f"launcher: {directory}: ", words)
+    finally:
+        os.chown(directory, saved.st_uid, saved.st_gid)
+        directory.chmod(saved.st_mode & 0o7777)

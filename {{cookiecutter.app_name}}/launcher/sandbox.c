@@ -1,0 +1,333 @@
+/*
+ * The worker's sandbox. The launcher already decides what the worker sees (its environment) and
+ * who it is (not root); this decides what exploited code in it can still do:
+ *  - no session or keyring of root's (setsid, a new session keyring);
+ *  - writes only where the worker must write (Landlock, where the kernel has it);
+ *  - none of the kernel interfaces that container escapes and privilege escalations start from
+ *    (a seccomp filter): namespaces, mounts, keyrings, bpf, perf events, userfaultfd, io_uring,
+ *    ptrace and its relatives, module and kernel loading, terminal input injection.
+ * Both Landlock and seccomp last across execve and only ever narrow: the worker cannot undo them.
+ *
+ * The kernel's constants are spelled out here, with their uapi header named: the builder's
+ * headers (Debian 12: Linux 6.1) predate some of them, and musl-gcc sees no kernel headers at all.
+ */
+#define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* linux/audit.h, and the ABI's own syscall table: the filter refuses every other one. */
+#define ARCH_X86_64 0xc000003eU
+#define ARCH_AARCH64 0xc00000b7U
+#if defined(__x86_64__)
+#define NATIVE_ARCH ARCH_X86_64
+#define NATIVE_ARCH_NAME "x86_64"
+#elif defined(__aarch64__)
+#define NATIVE_ARCH ARCH_AARCH64
+#define NATIVE_ARCH_NAME "aarch64"
+#else
+#error "the system-call filter knows x86_64 and aarch64 only: add the architecture's numbers first"
+#endif
+/* arch/x86/include/uapi/asm/unistd.h: x32 system calls are x86_64 numbers with this bit set. */
+#define X32_SYSCALL_BIT 0x40000000U
+
+/* linux/filter.h and linux/seccomp.h */
+struct filter_insn {
+	uint16_t code;
+	uint8_t jt, jf;
+	uint32_t k;
+};
+struct filter_prog {
+	unsigned short len;
+	struct filter_insn *insns;
+};
+enum {
+	LOAD_WORD_ABS = 0x20, /* BPF_LD | BPF_W | BPF_ABS */
+	JUMP_EQ = 0x15,       /* BPF_JMP | BPF_JEQ | BPF_K */
+	JUMP_GE = 0x35,       /* BPF_JMP | BPF_JGE | BPF_K */
+	JUMP_SET = 0x45,      /* BPF_JMP | BPF_JSET | BPF_K */
+	RETURN = 0x06,        /* BPF_RET | BPF_K */
+};
+#define RET_KILL_PROCESS 0x80000000U
+#define RET_ERRNO 0x00050000U
+#define RET_ALLOW 0x7fff0000U
+/* struct seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little-endian). */
+enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24 };
+#ifndef PR_SET_SECCOMP
+#define PR_SET_SECCOMP 22
+#endif
+#define SECCOMP_MODE_FILTER 2
+
+/* linux/sched.h: every CLONE_NEW* flag clone() accepts (CLONE_NEWTIME is clone3/unshare only). */
+#define CLONE_NEW_ANY 0x7e020000U /* NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET */
+/* asm-generic/ioctls.h: push bytes into a terminal's input; write to a virtual console. */
+#define IOCTL_TIOCSTI 0x5412U
+#define IOCTL_TIOCLINUX 0x541cU
+
+/* Numbers from 424 on are the same on every architecture (asm-generic/unistd.h). */
+#ifndef SYS_io_uring_setup
+#define SYS_io_uring_setup 425
+#define SYS_io_uring_enter 426
+#define SYS_io_uring_register 427
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#define SYS_move_mount 429
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#define SYS_fspick 433
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd 443
+#endif
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+
+/* Refused with EPERM, whatever the arguments. */
+static const uint32_t refused[] = {
+	/* New namespaces give a full capability set over a fresh kernel surface: the first step
+	 * of most container escapes. clone's flags are checked below; clone3 answers ENOSYS. */
+	SYS_unshare, SYS_setns,
+	/* Mounts: useless to a worker, and with a user namespace, a way to reshape its view. */
+	SYS_mount, SYS_umount2, SYS_pivot_root, SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig,
+	SYS_fsmount, SYS_fspick, SYS_mount_setattr,
+	/* Keyrings are not namespaced: whatever a key grants, the kernel hands out by uid. */
+	SYS_keyctl, SYS_add_key, SYS_request_key,
+	/* Kernel-side programs, events and paging tricks: the usual exploit primitives. */
+	SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_io_uring_setup, SYS_io_uring_enter,
+	SYS_io_uring_register,
+	/* Reading or steering another process of the worker's own account (a sibling worker). */
+	SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd, SYS_kcmp,
+	/* Replacing the kernel or loading into it. */
+	SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module, SYS_delete_module,
+	/* Root's business; nothing a worker calls. */
+	SYS_open_by_handle_at, SYS_fanotify_init, SYS_acct, SYS_swapon, SYS_swapoff, SYS_reboot,
+	SYS_quotactl, SYS_quotactl_fd, SYS_syslog,
+#ifdef SYS_modify_ldt
+	SYS_modify_ldt, /* x86 only: 16-bit segments, a long history of kernel bugs */
+#endif
+#ifdef SYS_uselib
+	SYS_uselib,
+#endif
+};
+
+enum { REFUSED = sizeof refused / sizeof refused[0], MAX_INSNS = REFUSED + 32 };
+
+static void emit(struct filter_insn *prog, size_t *n, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
+{
+	prog[(*n)++] = (struct filter_insn){ .code = code, .jt = jt, .jf = jf, .k = k };
+}
+
+/* The program: check the ABI, then the special cases, then one comparison per refused call. */
+static size_t build_filter(struct filter_insn *prog)
+{
+	size_t n = 0;
+
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARCH);
+	emit(prog, &n, JUMP_EQ, 1, 0, NATIVE_ARCH); /* a foreign ABI (i386 via int 0x80, arm32) is killed */
+	emit(prog, &n, RETURN, 0, 0, RET_KILL_PROCESS);
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_NR);
+#if defined(__x86_64__)
+	emit(prog, &n, JUMP_GE, 0, 1, X32_SYSCALL_BIT); /* the x32 ABI shares the arch value: killed */
+	emit(prog, &n, RETURN, 0, 0, RET_KILL_PROCESS);
+#endif
+	/* clone3 passes its flags in memory the filter cannot read: ENOSYS, and glibc falls back
+	 * to clone, whose flags it can. */
+	emit(prog, &n, JUMP_EQ, 0, 1, SYS_clone3);
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | ENOSYS);
+	emit(prog, &n, JUMP_EQ, 0, 4, SYS_clone);
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG0_LOW);
+	emit(prog, &n, JUMP_SET, 0, 1, CLONE_NEW_ANY);
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
+	/* The kernel reads ioctl's command as 32 bits: the low word is the whole command. */
+	emit(prog, &n, JUMP_EQ, 0, 5, SYS_ioctl);
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG1_LOW);
+	emit(prog, &n, JUMP_EQ, 2, 0, IOCTL_TIOCSTI);
+	emit(prog, &n, JUMP_EQ, 1, 0, IOCTL_TIOCLINUX);
+	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	for (size_t i = 0; i < REFUSED; i++) /* a match jumps past the rest and the allow */
+		emit(prog, &n, JUMP_EQ, (uint8_t)(REFUSED - i), 0, refused[i]);
+	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	return n;
+}
+
+static __attribute__((format(printf, 2, 3))) int fail(struct sandbox_failure *failure, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(failure->message, sizeof failure->message, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* linux/keyctl.h */
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+
+int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_failure *failure)
+{
+	if (setsid() < 0 && getsid(0) != getpid())
+		return fail(failure, "setsid(): %s (start the launcher from a process, not a process group leader)",
+			    strerror(errno));
+	status->keyring_errno = 0;
+	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) >= 0)
+		return 0;
+	/* No keyrings in this kernel, or keyctl refused to this process (a container engine's filter,
+	 * or this filter on a re-exec): then the worker cannot reach any keyring either. */
+	if (errno == ENOSYS || errno == EPERM) {
+		status->keyring_errno = errno;
+		return 0;
+	}
+	return fail(failure, "keyctl(KEYCTL_JOIN_SESSION_KEYRING): %s", strerror(errno));
+}
+
+/* linux/landlock.h */
+#define LANDLOCK_CREATE_RULESET_VERSION 1U
+#define LANDLOCK_RULE_PATH_BENEATH 1
+enum {
+	FS_WRITE_FILE = 1 << 1, FS_REMOVE_DIR = 1 << 4, FS_REMOVE_FILE = 1 << 5, FS_MAKE_CHAR = 1 << 6,
+	FS_MAKE_DIR = 1 << 7, FS_MAKE_REG = 1 << 8, FS_MAKE_SOCK = 1 << 9, FS_MAKE_FIFO = 1 << 10,
+	FS_MAKE_BLOCK = 1 << 11, FS_MAKE_SYM = 1 << 12,
+	FS_REFER = 1 << 13,    /* ABI 2 */
+	FS_TRUNCATE = 1 << 14, /* ABI 3 */
+};
+struct ruleset_attr {
+	uint64_t handled_access_fs;
+};
+struct path_beneath_attr {
+	uint64_t allowed_access;
+	int32_t parent_fd;
+} __attribute__((packed));
+
+/* Files the worker writes but does not own: the bit buckets and its terminal, if any. */
+static const char *const writable_devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/tty" };
+
+static int allow_beneath(int ruleset, const char *path, uint64_t access, bool required, struct sandbox_failure *failure)
+{
+	struct path_beneath_attr rule = { .allowed_access = access };
+
+	rule.parent_fd = open(path, O_PATH | O_CLOEXEC);
+	if (rule.parent_fd < 0) {
+		if (!required && errno == ENOENT)
+			return 0;
+		return fail(failure, "landlock: open(%s): %s", path, strerror(errno));
+	}
+	if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) != 0) {
+		int error = errno;
+		close(rule.parent_fd);
+		return fail(failure, "landlock_add_rule(%s): %s", path, strerror(error));
+	}
+	close(rule.parent_fd);
+	return 0;
+}
+
+/*
+ * Every kind of write is handled, so each is refused outside the rules: the worker's TMPDIR,
+ * /dev/shm (the worker's shared-memory transfers and Python's semaphores live there) and the
+ * devices above. Reads and execution stay as the file modes say.
+ */
+static int landlock(const struct policy *p, struct sandbox_status *status, struct sandbox_failure *failure)
+{
+	const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
+	struct ruleset_attr attr = { 0 };
+	uint64_t files;
+	long abi;
+	int ruleset;
+
+	status->landlock_abi = 0;
+	status->landlock_errno = 0;
+	if (p->landlock == LANDLOCK_OFF)
+		return 0;
+	abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+	if (abi < 0) {
+		/* ENOSYS: not built in; EOPNOTSUPP: not enabled at boot; anything else: refused by
+		 * the container engine's own filter. */
+		if (p->landlock == LANDLOCK_REQUIRED)
+			return fail(failure, "landlock_create_ruleset(VERSION): %s (the policy says landlock required)",
+				    strerror(errno));
+		status->landlock_errno = errno;
+		return 0;
+	}
+	attr.handled_access_fs = FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR |
+				 FS_MAKE_REG | FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM |
+				 (abi >= 2 ? FS_REFER : 0) | (abi >= 3 ? FS_TRUNCATE : 0);
+	files = FS_WRITE_FILE | (abi >= 3 ? FS_TRUNCATE : 0);
+	ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+	if (ruleset < 0)
+		return fail(failure, "landlock_create_ruleset: %s", strerror(errno));
+	/* The parser makes sure a policy that asks for Landlock sets TMPDIR to an absolute path. */
+	if (allow_beneath(ruleset, tmpdir->entry + tmpdir->name_len + 1, attr.handled_access_fs, true, failure) != 0 ||
+	    allow_beneath(ruleset, "/dev/shm", attr.handled_access_fs, false, failure) != 0)
+		goto failed;
+	for (size_t i = 0; i < sizeof writable_devices / sizeof writable_devices[0]; i++)
+		if (allow_beneath(ruleset, writable_devices[i], files, false, failure) != 0)
+			goto failed;
+	if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) {
+		fail(failure, "landlock_restrict_self: %s", strerror(errno));
+		goto failed;
+	}
+	close(ruleset);
+	status->landlock_abi = (int)abi;
+	return 0;
+failed:
+	close(ruleset);
+	return -1;
+}
+
+int sandbox_confine(const struct policy *p, struct sandbox_status *status, struct sandbox_failure *failure)
+{
+	static struct filter_insn insns[MAX_INSNS];
+	struct filter_prog prog;
+
+	if (landlock(p, status, failure) != 0)
+		return -1;
+	prog.len = (unsigned short)build_filter(insns);
+	prog.insns = insns;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+		return fail(failure, "prctl(PR_SET_SECCOMP): %s", strerror(errno));
+	return 0;
+}
+
+void sandbox_audit(const struct policy *p, const struct sandbox_status *status)
+{
+	char landlock_text[96], line[320];
+
+	if (p->landlock == LANDLOCK_OFF)
+		snprintf(landlock_text, sizeof landlock_text, "landlock off");
+	else if (status->landlock_abi > 0)
+		snprintf(landlock_text, sizeof landlock_text, "landlock ABI %d (writes: TMPDIR, /dev/shm)",
+			 status->landlock_abi);
+	else
+		snprintf(landlock_text, sizeof landlock_text, "landlock unavailable (%s), best-effort",
+			 strerror(status->landlock_errno));
+	snprintf(line, sizeof line, "launcher: audit: sandbox: seccomp filter (%s), %s, session keyring %s%s\n",
+		 NATIVE_ARCH_NAME, landlock_text, status->keyring_errno ? "kept: keyctl refused, " : "new",
+		 status->keyring_errno ? strerror(status->keyring_errno) : "");
+	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
+		/* Audit output is best effort; the sandbox itself is in place. */
+	}
+}

@@ -1,0 +1,39 @@
+/* The worker's sandbox: what it may do, beyond what it may see (the environment) and who it is. */
+#ifndef LAUNCHER_SANDBOX_H
+#define LAUNCHER_SANDBOX_H
+
+#include "policy.h"
+
+#include <stddef.h>
+
+enum { SANDBOX_MAX_MESSAGE = 200 };
+
+/* What the worker got, for the audit line; filled in as the steps run. */
+struct sandbox_status {
+	int landlock_abi;        /* > 0: enforced at that ABI; 0: not enforced (see landlock_errno) */
+	int landlock_errno;      /* why Landlock is unavailable (best-effort), 0 when off or enforced */
+	int keyring_errno;       /* 0: a new session keyring; else why keyctl refused (nothing to hand over) */
+};
+
+struct sandbox_failure {
+	char message[SANDBOX_MAX_MESSAGE]; /* "call(argument): error", one line, no variable's value */
+};
+
+/*
+ * Leaves root's session, after the drop: setsid() (no controlling terminal or process group of
+ * the host's; already leading a session, as on a re-exec, is fine), then a new, empty session
+ * keyring in place of root's, owned by the worker since the drop came first.
+ */
+int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_failure *failure);
+
+/*
+ * Landlock (as the policy says) and then the system-call filter. Call it after
+ * PR_SET_NO_NEW_PRIVS, before closing descriptors and execve. Fails closed: -1 means the worker
+ * must not run.
+ */
+int sandbox_confine(const struct policy *policy, struct sandbox_status *status, struct sandbox_failure *failure);
+
+/* One audit line on stderr, "launcher: audit: sandbox: ...": what the worker got. */
+void sandbox_audit(const struct policy *policy, const struct sandbox_status *status);
+
+#endif

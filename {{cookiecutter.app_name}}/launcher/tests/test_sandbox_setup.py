@@ -1,0 +1,223 @@
+"""How the sandbox is set up: in every mode, failing closed, its audit line saying what it got."""
+
+import ctypes
+import os
+import platform
+import signal
+import subprocess
+
+import pytest
+from conftest import PYTHON, Account, Launcher, SandboxDirs, become, default_policy, minimal_policy
+
+EXIT_SANDBOX = 72
+NOT_X86_64 = platform.machine() != "x86_64"
+LANDLOCK_CREATE_RULESET, PRCTL = 444, {"x86_64": 157, "aarch64": 167}[platform.machine()]
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    ]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+
+def refuse_before_exec(number: int, errno_value: int, first_argument: int | None = None) -> None:
+    """A seccomp filter of the test's own, in the child before exec: it answers one call (with
+    one first argument) with an errno, as a kernel without it or a container engine would."""
+    load_nr, load_arg0 = SockFilter(0x20, 0, 0, 0), SockFilter(0x20, 0, 0, 16)
+    allow, refuse = (
+        SockFilter(0x06, 0, 0, 0x7FFF0000),
+        SockFilter(0x06, 0, 0, 0x00050000 | errno_value),
+    )
+    if first_argument is None:
+        insns = [load_nr, SockFilter(0x15, 0, 1, number), refuse, allow]
+    else:
+        insns = [load_nr, SockFilter(0x15, 0, 3, number), load_arg0,
+                 SockFilter(0x15, 0, 1, first_argument), refuse, allow]  # fmt: skip
+    program = (SockFilter * len(insns))(*insns)
+    fprog = SockFprog(len(insns), program)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+SHOW = """
+import errno, os
+status = dict(line.split(':', 1) for line in open('/proc/self/status').read().splitlines())
+def write(path):
+    try:
+        open(path, 'w').close()
+        os.unlink(path)
+        return 'ok'
+    except OSError as error:
+        return errno.errorcode[error.errno]
+shared = '/tmp/launcher-landlock-%d' % os.getpid()
+print(status['Seccomp'].strip(), os.getsid(0) == os.getpid(), write(shared))
+"""
+
+
+def test_landlock_required_runs_where_the_kernel_has_it(
+    launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs
+) -> None:
+    policy = default_policy(worker, "audit\n", dirs=sandbox_dirs).replace(
+        "landlock best-effort", "landlock required"
+    )
+    launcher.write_policy(policy)
+    result = launcher.run(["-c", SHOW])
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split() == ["2", "True", "EACCES"]
+    sandbox = [line for line in result.stderr.decode().splitlines() if "audit: sandbox" in line]
+    assert (
+        len(sandbox) == 1 and "landlock ABI " in sandbox[0] and "session keyring new" in sandbox[0]
+    )
+
+
+def test_landlock_required_fails_closed_without_it(
+    launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs
+) -> None:
+    policy = default_policy(worker, dirs=sandbox_dirs).replace(
+        "landlock best-effort", "landlock required"
+    )
+    launcher.write_policy(policy)
+    enosys = 38
+    result = launcher.run(
+        ["-c", "print('ran')"],
+        preexec_fn=lambda: refuse_before_exec(LANDLOCK_CREATE_RULESET, enosys),
+    )
+    assert result.returncode == EXIT_SANDBOX
+    assert result.stdout == b""
+    assert result.stderr.decode() == (
+        "launcher: landlock_create_ruleset(VERSION): Function not implemented "
+        "(the policy says landlock required)\n"
+    )
+
+
+def test_landlock_best_effort_runs_without_it_and_says_so(
+    launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs
+) -> None:
+    launcher.write_policy(default_policy(worker, "audit\n", dirs=sandbox_dirs))
+    result = launcher.run(
+        ["-c", SHOW], preexec_fn=lambda: refuse_before_exec(LANDLOCK_CREATE_RULESET, 38)
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split() == ["2", "True", "ok"]  # the filter, but /tmp writable
+    assert "landlock unavailable (Function not implemented), best-effort" in result.stderr.decode()
+
+
+def test_landlock_off_leaves_writes_to_the_file_modes(launcher: Launcher, worker: Account) -> None:
+    launcher.write_policy(minimal_policy(worker, "landlock off", "audit"))
+    result = launcher.run(["-c", SHOW])
+    assert result.stdout.decode().split() == ["2", "True", "ok"], result.stderr.decode()
+    assert "landlock off" in result.stderr.decode()
+
+
+def test_filter_that_cannot_be_installed_stops_the_launch(
+    launcher: Launcher, worker: Account
+) -> None:
+    launcher.write_policy(minimal_policy(worker))
+    pr_set_seccomp, einval = 22, 22
+    result = launcher.run(
+        ["-c", "print('ran')"], preexec_fn=lambda: refuse_before_exec(PRCTL, einval, pr_set_seccomp)
+    )
+    assert result.returncode == EXIT_SANDBOX
+    assert result.stdout == b""
+    assert result.stderr.decode() == "launcher: prctl(PR_SET_SECCOMP): Invalid argument\n"
+
+
+def test_filter_is_installed_when_not_root(launcher: Launcher, worker: Account) -> None:
+    launcher.write_policy(minimal_policy(worker, "nonroot filter"))
+    code = "import ctypes; libc = ctypes.CDLL(None, use_errno=True); " \
+        "print(libc.unshare(0x10000000), ctypes.get_errno())"  # fmt: skip
+    result = launcher.run(["-c", code], as_user=worker)
+    assert result.stdout.decode().split() == ["-1", "1"], result.stderr.decode()  # EPERM
+
+
+def test_a_process_group_leader_cannot_leave_roots_session(
+    launcher: Launcher, worker: Account
+) -> None:
+    """setsid() fails for a process group leader: the launcher stops rather than stay in it."""
+    launcher.write_policy(minimal_policy(worker))
+    result = launcher.run(["-c", "print('ran')"], preexec_fn=lambda: os.setpgid(0, 0))
+    assert result.returncode == EXIT_SANDBOX
+    assert result.stderr.decode().startswith("launcher: setsid(): Operation not permitted")
+
+
+def test_threads_and_subprocesses_still_work(launcher: Launcher, worker: Account) -> None:
+    """clone3 answers ENOSYS; glibc falls back to clone, allowed without CLONE_NEW* flags."""
+    code = """
+import ctypes, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+clone3 = libc.syscall(435, None, 0) == -1 and ctypes.get_errno() == 38
+thread = threading.Thread(target=lambda: None); thread.start(); thread.join()
+child = subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True)
+print(clone3, child.stdout.decode().strip())
+"""
+    launcher.write_policy(minimal_policy(worker, "nonroot filter"))  # sys.executable: the launcher
+    result = launcher.run(["-c", "import sys\n" + code])
+    assert result.stdout.decode().split() == ["True", "7"], result.stderr.decode()
+
+
+# Machine code for the other ABIs on x86_64: mov eax, 39|x32 bit (getpid, x32); syscall; ret,
+# and mov eax, 20 (getpid, i386); int 0x80; ret.
+X32_GETPID = b"\xb8\x27\x00\x00\x40\x0f\x05\xc3"
+I386_GETPID = b"\xb8\x14\x00\x00\x00\xcd\x80\xc3"
+RUN_CODE = """
+import ctypes, mmap, sys
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(bytes.fromhex(sys.argv[1]))
+address = ctypes.addressof(ctypes.c_char.from_buffer(page))
+print(ctypes.CFUNCTYPE(ctypes.c_long)(address)())
+"""
+
+
+@pytest.mark.skipif(NOT_X86_64, reason="x32 and i386 are x86_64's other system-call ABIs")
+@pytest.mark.parametrize("machine_code", [X32_GETPID, I386_GETPID], ids=["x32", "i386"])
+def test_other_system_call_abis_are_killed(
+    launcher: Launcher, worker: Account, machine_code: bytes
+) -> None:
+    launcher.write_policy(minimal_policy(worker))
+    killed = launcher.run(["-c", RUN_CODE, machine_code.hex()])
+    control = subprocess.run(
+        [PYTHON, "-c", RUN_CODE, machine_code.hex()], preexec_fn=become(worker),
+        capture_output=True, cwd="/", timeout=60, check=False,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGSYS, killed.stderr.decode()
+    assert control.returncode == 0, (
+        control.stderr.decode()
+    )  # answered (a pid, or -ENOSYS), not killed
+
+
+TIOCSTI = """
+import errno, fcntl, os, termios
+master, slave = os.openpty()
+name = os.ttyname(slave)
+child = os.fork()
+if child == 0:
+    os.setsid()
+    terminal = os.open(name, os.O_RDWR)  # becomes the child's controlling terminal
+    try:
+        fcntl.ioctl(terminal, termios.TIOCSTI, b'x')
+        os.write(1, b'ok\\n')
+    except OSError as error:
+        os.write(1, errno.errorcode[error.errno].encode() + b'\\n')
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+
+
+def test_terminal_input_cannot_be_injected(launcher: Launcher, worker: Account) -> None:
+    """TIOCSTI pushes bytes into a terminal's input: root's shell, were the worker on its tty."""
+    launcher.write_policy(minimal_policy(worker))
+    refused = launcher.run(["-c", TIOCSTI])
+    control = subprocess.run(
+        [PYTHON, "-c", TIOCSTI], preexec_fn=become(worker),
+        capture_output=True, cwd="/", timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.stdout == b"EPERM\n", refused.stderr.decode()
+    assert control.stdout == b"ok\n", control.stderr.decode()
