@@ -21,6 +21,16 @@ from conftest import TEMPLATE, require_tool, run, show_in_log
 
 VERSIONS = ("3.11", "3.12", "3.13")  # every stand-in layout (tests/image/standin/README.md)
 WORKER_USER = "funcworker"
+# The sandbox's rows: each passes on the hardened image and fails on the unhardened app stage.
+SANDBOX_CHECKS = (
+    "cannot unshare a user namespace",
+    "no seccomp-free syscalls: keyctl refused",
+    "cannot plant a user site",
+    "HOME not writable",
+    "TMPDIR private",
+    "cannot write /tmp or /var/tmp",
+    "no sys.path entry writable",
+)
 # The rows verify-image must print as passing: if one disappears, the check went missing.
 REQUIRED_CHECKS = (
     f"worker runs as {WORKER_USER}, not root",
@@ -35,13 +45,7 @@ REQUIRED_CHECKS = (
     "storage token refused by the broker",
     "broker's account and /proc out of reach",
     "no package installer modules",
-    "cannot unshare a user namespace",
-    "no seccomp-free syscalls: keyctl refused",
-    "cannot plant a user site",
-    "HOME not writable",
-    "TMPDIR private",
-    "cannot write /tmp or /var/tmp",
-    "no sys.path entry writable",
+    *SANDBOX_CHECKS,
     "function app imports, health answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
@@ -244,13 +248,7 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "root's password locked",
         "no remote access",
         "no package installer modules",
-        "cannot unshare a user namespace",
-        "no seccomp-free syscalls: keyctl refused",
-        "cannot plant a user site",
-        "HOME not writable",
-        "TMPDIR private",
-        "cannot write /tmp or /var/tmp",
-        "no sys.path entry writable",
+        *SANDBOX_CHECKS,
         "DOTNET diagnostics off",
     )
     assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")

@@ -142,28 +142,29 @@ def test_launcher_overhead_is_within_noise(
     assert float(match.group(1)) <= RATIO_BOUND
 
 
+def bench_output(launcher_dir: Path, target: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`make <target>` in the launcher, printed into CI's log."""
+    result = run(
+        ["make", "-s", "-C", str(launcher_dir), target, f"PYTHON={sys.executable}"], timeout=600
+    )
+    show_in_log(capsys, f"launcher make {target}:\n{result.stdout}")
+    return result.stdout
+
+
 def test_identity_broker_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Printed into CI's log; the bounds only catch a broker gone badly wrong, not noise."""
-    result = run(
-        ["make", "-s", "-C", str(launcher_dir), "bench-broker", f"PYTHON={sys.executable}"],
-        timeout=600,
-    )
-    show_in_log(capsys, f"identity broker bench:\n{result.stdout}")
-    added = re.search(r"^ratio [\d.]+; the broker adds ([\d.]+) ms", result.stdout, re.M)
-    token = re.search(r"^the broker adds ([\d.]+) ms a token", result.stdout, re.M)
-    memory = re.search(r"^broker resident memory: ([\d.]+) MiB", result.stdout, re.M)
-    assert added and token and memory, result.stdout
+    out = bench_output(launcher_dir, "bench-broker", capsys)
+    added = re.search(r"^ratio [\d.]+; the broker adds ([\d.]+) ms", out, re.M)
+    token = re.search(r"^the broker adds ([\d.]+) ms a token", out, re.M)
+    memory = re.search(r"^broker resident memory: ([\d.]+) MiB", out, re.M)
+    assert added and token and memory, out
     assert float(added[1]) < 1000 and float(token[1]) < 100 and float(memory[1]) < 64
 
 
 def test_sandbox_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The sandbox's share of start-up and the filter's cost per system call, into CI's log."""
-    result = run(
-        ["make", "-s", "-C", str(launcher_dir), "bench-sandbox", f"PYTHON={sys.executable}"],
-        timeout=600,
-    )
-    show_in_log(capsys, f"launcher sandbox bench (make bench-sandbox):\n{result.stdout}")
-    sandbox = re.search(r"^ratio sandbox \(filter \+ Landlock\)/without: (\d+\.\d+)", result.stdout, re.M)
-    per_call = re.search(r"^filter cost per system call, getpid: (-?\d+\.\d+) ns$", result.stdout, re.M)
-    assert sandbox and per_call, result.stdout
+    out = bench_output(launcher_dir, "bench-sandbox", capsys)
+    sandbox = re.search(r"^ratio sandbox \(filter \+ Landlock\)/without: (\d+\.\d+)", out, re.M)
+    per_call = re.search(r"^filter cost per system call, getpid: (-?\d+\.\d+) ns$", out, re.M)
+    assert sandbox and per_call, out
     assert float(sandbox.group(1)) <= RATIO_BOUND

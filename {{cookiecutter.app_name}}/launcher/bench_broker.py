@@ -25,6 +25,8 @@ LAUNCHER_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(LAUNCHER_DIR.parent))  # the project root: its tests.azure_fakes
 from tests.azure_fakes.managed_identity import ManagedIdentityEndpoint  # noqa: E402
 
+from bench import interpreter  # noqa: E402  (beside this file: a python both accounts can run)
+
 ACCOUNTS = ("launcherbench", "launcherbenchbroker")
 CLIENT_ID = "be0c0000-0000-4000-8000-000000000001"
 START_RUNS, TOKEN_RUNS = 30, 200
@@ -73,15 +75,6 @@ def account(name: str) -> str:
             check=True,
         )
     return name
-
-
-def interpreter() -> str:
-    """A python both accounts can run: every directory up to it searchable by others."""
-    for candidate in (os.path.realpath(sys.executable), os.path.realpath("/usr/bin/python3")):
-        path = Path(candidate)
-        if path.exists() and all(os.stat(p).st_mode & 0o001 for p in [*path.parents, path]):
-            return candidate
-    sys.exit("bench-broker: no python that an unprivileged account can execute")
 
 
 def wall_time(argv: list[str], env: dict[str, str]) -> float:

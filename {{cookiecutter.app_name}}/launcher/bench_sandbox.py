@@ -19,22 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-# The same environment for both: the launcher's policy passes it through unchanged (HOME included,
-# so that both look for user site-packages in the same place).
-ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
-
-
-def reachable_by_anyone(path: str) -> bool:
-    return all(os.stat(p).st_mode & 0o001 for p in [*Path(path).parents, Path(path)])
-
-
-def interpreter() -> str:
-    """This interpreter if the unprivileged user can run it, else the system's python3."""
-    for candidate in (os.path.realpath(sys.executable), os.path.realpath("/usr/bin/python3")):
-        if os.path.exists(candidate) and reachable_by_anyone(candidate):
-            return candidate
-    sys.exit("bench: no python that an unprivileged user can execute")
-
+# The same environment and interpreter as `make bench` (bench.py, beside this file).
+from bench import ENVIRONMENT, interpreter
 
 # Per program: the CPU time (user + system) of each run. Unlike wall time, a busy machine does
 # not add the time spent waiting for a core, so it shows small differences that wall time hides.
@@ -47,7 +33,7 @@ def wall_time(argv: list[str]) -> float:
     start = time.perf_counter()
     pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=devnull)
     _, status, usage = os.wait4(pid, 0)
-    CPU_SECONDS[argv[0]] = CPU_SECONDS.get(argv[0], []) + [usage.ru_utime + usage.ru_stime]
+    CPU_SECONDS[argv[0]] = [*CPU_SECONDS.get(argv[0], []), usage.ru_utime + usage.ru_stime]
     elapsed = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -122,8 +108,10 @@ def main() -> None:
         print(f"ratio of the fastest runs, sandbox/without: {min(launched) / min(unconfined):.4f}")
         cpu_launched = statistics.median(CPU_SECONDS[args.launcher][5:])  # after the warm-up
         cpu_unconfined = statistics.median(CPU_SECONDS[args.unconfined][5:])
-        print(f"CPU time (user + system), median: {cpu_launched * 1000:.2f} ms with the sandbox, "
-              f"{cpu_unconfined * 1000:.2f} ms without; ratio {cpu_launched / cpu_unconfined:.4f}")
+        print(
+            f"CPU time (user + system), median: {cpu_launched * 1000:.2f} ms with the sandbox, "
+            f"{cpu_unconfined * 1000:.2f} ms without; ratio {cpu_launched / cpu_unconfined:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ The launcher reads a root-owned policy and switches users, so these tests run as
 LAUNCHER_SANITIZE=1 builds it with ASan+UBSan instead (what `make test-sanitized` does).
 """
 
+import ctypes
 import os
 import pwd
 import re
@@ -193,3 +194,36 @@ def default_policy(worker: Account, extra: str = "", dirs: SandboxDirs | None = 
 
 def minimal_policy(worker: Account, *lines: str) -> str:
     return "\n".join([f"exec {PYTHON}", f"user {worker.name}", *lines]) + "\n"
+
+
+class SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_ushort),
+        ("jt", ctypes.c_ubyte),
+        ("jf", ctypes.c_ubyte),
+        ("k", ctypes.c_uint),
+    ]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+
+def refuse_before_exec(number: int, errno_value: int, first_argument: int | None = None) -> None:
+    """A seccomp filter of the test's own, in the child before exec: it answers one call (with
+    one first argument) with an errno, as a kernel without it or a container engine would."""
+    load_nr, load_arg0 = SockFilter(0x20, 0, 0, 0), SockFilter(0x20, 0, 0, 16)
+    allow, refuse = (
+        SockFilter(0x06, 0, 0, 0x7FFF0000),
+        SockFilter(0x06, 0, 0, 0x00050000 | errno_value),
+    )
+    if first_argument is None:
+        insns = [load_nr, SockFilter(0x15, 0, 1, number), refuse, allow]
+    else:
+        insns = [load_nr, SockFilter(0x15, 0, 3, number), load_arg0,
+                 SockFilter(0x15, 0, 1, first_argument), refuse, allow]  # fmt: skip
+    program = (SockFilter * len(insns))(*insns)
+    fprog = SockFprog(len(insns), program)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")

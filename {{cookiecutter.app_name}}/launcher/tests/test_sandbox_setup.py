@@ -1,50 +1,26 @@
 """How the sandbox is set up: in every mode, failing closed, its audit line saying what it got."""
 
-import ctypes
 import os
 import platform
 import signal
 import subprocess
 
 import pytest
-from conftest import PYTHON, Account, Launcher, SandboxDirs, become, default_policy, minimal_policy
+
+from conftest import (
+    PYTHON,
+    Account,
+    Launcher,
+    SandboxDirs,
+    become,
+    default_policy,
+    minimal_policy,
+    refuse_before_exec,
+)
 
 EXIT_SANDBOX = 72
 NOT_X86_64 = platform.machine() != "x86_64"
 LANDLOCK_CREATE_RULESET, PRCTL = 444, {"x86_64": 157, "aarch64": 167}[platform.machine()]
-
-
-class SockFilter(ctypes.Structure):
-    _fields_ = [
-        ("code", ctypes.c_ushort),
-        ("jt", ctypes.c_ubyte),
-        ("jf", ctypes.c_ubyte),
-        ("k", ctypes.c_uint),
-    ]
-
-
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
-
-
-def refuse_before_exec(number: int, errno_value: int, first_argument: int | None = None) -> None:
-    """A seccomp filter of the test's own, in the child before exec: it answers one call (with
-    one first argument) with an errno, as a kernel without it or a container engine would."""
-    load_nr, load_arg0 = SockFilter(0x20, 0, 0, 0), SockFilter(0x20, 0, 0, 16)
-    allow, refuse = (
-        SockFilter(0x06, 0, 0, 0x7FFF0000),
-        SockFilter(0x06, 0, 0, 0x00050000 | errno_value),
-    )
-    if first_argument is None:
-        insns = [load_nr, SockFilter(0x15, 0, 1, number), refuse, allow]
-    else:
-        insns = [load_nr, SockFilter(0x15, 0, 3, number), load_arg0,
-                 SockFilter(0x15, 0, 1, first_argument), refuse, allow]  # fmt: skip
-    program = (SockFilter * len(insns))(*insns)
-    fprog = SockFprog(len(insns), program)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 SHOW = """
