@@ -40,6 +40,8 @@ enum {
 
 /* What the host may send the worker; the launcher only passes it on. */
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+/* Those and SIGCHLD: blocked from the broker's start on, and taken one by one by supervise(). */
+static sigset_t supervised;
 static sigset_t original_mask;
 static pid_t supervisor;
 
@@ -188,6 +190,12 @@ static _Noreturn void become_broker(const struct policy *p, uid_t uid, gid_t gid
 	die(EXIT_EXEC, "execve(%s) for the broker: %s", p->exec, strerror(errno));
 }
 
+/* What the host sees of a child's end: its exit status, or 128 + the signal that killed it. */
+static int exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 /* The broker writes "ready\n" once it serves; anything else, or nothing in time, is a failed start. */
 static void wait_until_ready(pid_t broker, int ready)
 {
@@ -214,7 +222,7 @@ static void wait_until_ready(pid_t broker, int ready)
 	if (polled == 0)
 		die(EXIT_BROKER, "identity broker %s was not ready within %d s", BROKER_PATH, READY_TIMEOUT_MS / 1000);
 	die(EXIT_BROKER, "identity broker %s exited with status %d before it was ready", BROKER_PATH,
-	    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	    exit_code(status));
 }
 
 pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_entry, size_t endpoint_size,
@@ -222,7 +230,6 @@ pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_
 {
 	char worker_header[2 * HEADER_BYTES + 1];
 	char **env;
-	sigset_t blocked;
 	unsigned port;
 	int listener, pipe_fds[2];
 	pid_t broker;
@@ -231,11 +238,11 @@ pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_
 	random_hex(worker_header, HEADER_BYTES);
 	env = broker_environment(p, worker_header);
 	/* Held from now on and taken by supervise(): a SIGTERM during start-up still reaches the worker. */
-	sigemptyset(&blocked);
-	sigaddset(&blocked, SIGCHLD);
+	sigemptyset(&supervised);
+	sigaddset(&supervised, SIGCHLD);
 	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-		sigaddset(&blocked, forwarded[i]);
-	if (sigprocmask(SIG_BLOCK, &blocked, &original_mask) != 0)
+		sigaddset(&supervised, forwarded[i]);
+	if (sigprocmask(SIG_BLOCK, &supervised, &original_mask) != 0)
 		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
 	/* The worker's orphans come back to this process, which reaps them: no zombies. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
@@ -263,21 +270,10 @@ pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_
 	return broker;
 }
 
-static int exit_code(int status)
-{
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 _Noreturn void supervise(pid_t broker, pid_t worker)
 {
-	sigset_t waited;
-
-	sigemptyset(&waited);
-	sigaddset(&waited, SIGCHLD);
-	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-		sigaddset(&waited, forwarded[i]);
 	for (;;) {
-		int sig = sigwaitinfo(&waited, NULL);
+		int sig = sigwaitinfo(&supervised, NULL);
 		int status;
 		pid_t pid;
 
