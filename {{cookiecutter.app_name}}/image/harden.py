@@ -143,11 +143,20 @@ def install_launcher(launcher: Path, python: Path, real: Path) -> tuple[list[Pat
     return [installed, *links], real
 
 
+def policy_arguments(policy: Path, directive: str) -> list[str]:
+    """The argument of each `directive` line, read as the launcher reads it: a `#` at the start of
+    a line or after a blank begins a comment."""
+    found = []
+    for line in policy.read_text().splitlines():
+        words = re.split(r"[ \t]+", re.sub(r"(^|[ \t])#.*", "", line).strip(), maxsplit=1)
+        if words[0] == directive:
+            found.append(words[1] if len(words) > 1 else "")
+    return found
+
+
 def broker_account(policy: Path) -> str | None:
     """The policy's `broker` account, if it names one."""
-    lines = [line.split() for line in policy.read_text().splitlines()]
-    accounts = [words[1] for words in lines if words[:1] == ["broker"] and len(words) > 1]
-    return accounts[0] if accounts else None
+    return next(iter(policy_arguments(policy, "broker")), None)
 
 
 def install_broker(source: Path) -> None:
@@ -208,8 +217,8 @@ def install_policy(source: Path, real: Path, library_path: str | None) -> None:
 
 def policy_setting(policy: Path, name: str) -> Path:
     """The absolute path a `set NAME=...` line of the policy gives."""
-    values = [line.split("=", 1)[1].strip() for line in policy.read_text().splitlines()
-              if line.startswith(f"set {name}=")]  # fmt: skip
+    values = [setting.split("=", 1)[1] for setting in policy_arguments(policy, "set")
+              if setting.startswith(f"{name}=")]  # fmt: skip
     if len(values) != 1 or not values[0].startswith("/"):
         fail(f"{policy} must set {name} to an absolute path exactly once.")
     return Path(values[0])
