@@ -2,12 +2,15 @@
 
 import os
 import platform
+import re
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from conftest import (
+    LAUNCHER_DIR,
     PYTHON,
     Account,
     Launcher,
@@ -104,6 +107,24 @@ def test_filter_that_cannot_be_installed_stops_the_launch(
     assert result.returncode == EXIT_SANDBOX
     assert result.stdout == b""
     assert result.stderr.decode() == "launcher: prctl(PR_SET_SECCOMP): Invalid argument\n"
+
+
+def test_filter_finds_every_rule_and_nothing_else(tmp_path: Path) -> None:
+    """The filter searches its numbers as a tree: every number (native, x32, other ABIs) and
+    every argument it reads gets the verdict its rules give (filter_check.c)."""
+    result = subprocess.run(
+        ["make", "-s", "-C", LAUNCHER_DIR, "filter-check", f"BUILD={tmp_path}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    checked = re.fullmatch(
+        r"filter: (\d+) instructions, longest path (\d+); (\d+) calls checked against the "
+        r"rules, (\d+) refused\n",
+        result.stdout,
+    )
+    assert checked, result.stdout
+    instructions, longest, calls, refused = map(int, checked.groups())
+    assert instructions < 256 and longest <= 16 and calls > 600_000 and refused > 0
 
 
 def test_filter_is_installed_when_not_root(launcher: Launcher, worker: Account) -> None:
