@@ -133,9 +133,7 @@ def main() -> None:
     # Without the engine's share (the same program for both images, and most of the noise):
     # from the container's process start to the first answer, what the image itself decides.
     for label, part in (("total", total), ("after the engine", after_engine)):
-        pairs = [
-            part(h) / part(b) for h, b in zip(runs["hardened"], runs["baseline"], strict=True)
-        ]
+        pairs = [part(h) / part(b) for h, b in zip(runs["hardened"], runs["baseline"], strict=True)]
         low, _, high = statistics.quantiles(pairs, n=4)
         print(
             f"{label}, median of the {args.runs} pairs' ratios: {statistics.median(pairs):.3f} "
