@@ -144,8 +144,14 @@ def then(*steps: Callable[[], None]) -> Callable[[], None]:
 
 def run_directly(code: str, worker: Account, home: Path) -> subprocess.CompletedProcess[bytes]:
     """The control: the same code as the same account without the launcher (keeping root's keys)."""
+    return run_directly_args(code, [], worker, home)
+
+
+def run_directly_args(
+    code: str, args: list[str], worker: Account, home: Path
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [PYTHON, "-c", code],
+        [PYTHON, "-c", code, *args],
         env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
         preexec_fn=then(add_root_key, become(worker)),
         capture_output=True,
@@ -280,3 +286,34 @@ def test_worker_writes_only_its_own_tmpdir(
     control = run_directly(WRITE_TMP, worker, worker_home)
     assert launched.stdout.decode().split() == ["EACCES", "ok"], launched.stderr
     assert control.stdout.decode().split() == ["ok", "ok"], control.stderr
+
+
+TRUNCATE = """
+import errno, os, sys
+try:
+    os.truncate(sys.argv[1], 0)
+    print('ok')
+except OSError as error:
+    print(errno.errorcode[error.errno])
+"""
+
+
+def test_worker_cannot_truncate_what_it_may_write_outside_its_tmpdir(
+    launcher: Launcher, worker: Account, sandbox_dirs: SandboxDirs, worker_home: Path
+) -> None:
+    """truncate(2) needs no open for writing: Landlock's truncate right (ABI 3) is what refuses
+    it on a file the account could write by its mode, outside TMPDIR."""
+    launcher.write_policy(default_policy(worker, dirs=sandbox_dirs))
+    precious = worker_home.parent / "precious"
+    for name, run_it in (
+        ("launched", lambda path: launcher.run(["-c", TRUNCATE, str(path)])),
+        ("control", lambda path: run_directly_args(TRUNCATE, [str(path)], worker, worker_home)),
+    ):
+        precious.write_text("the app's data")
+        os.chown(precious, worker.uid, worker.gid)
+        result = run_it(precious)
+        expected = ("EACCES", "the app's data") if name == "launched" else ("ok", "")
+        assert (result.stdout.decode().strip(), precious.read_text()) == expected, (
+            name,
+            result.stderr,
+        )
