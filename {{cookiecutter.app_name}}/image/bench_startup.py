@@ -132,8 +132,10 @@ def main() -> None:
     # moment's load, so the median of those ratios is steadier than the ratio of medians.
     # Without the engine's share (the same program for both images, and most of the noise):
     # from the container's process start to the first answer, what the image itself decides.
-    for label, part in (("total", total), ("after the engine", after_engine)):
-        pairs = [part(h) / part(b) for h, b in zip(runs["hardened"], runs["baseline"], strict=True)]
+    for label, seconds in (("total", total), ("after the engine", after_engine)):
+        pairs = [
+            seconds(h) / seconds(b) for h, b in zip(runs["hardened"], runs["baseline"], strict=True)
+        ]
         low, _, high = statistics.quantiles(pairs, n=4)
         print(
             f"{label}, median of the {args.runs} pairs' ratios: {statistics.median(pairs):.3f} "
