@@ -119,6 +119,24 @@ def test_n_secrets_cost_one_challenge_then_one_request_each(azure: Azure, test_c
         other_vault.stop()
 
 
+def test_other_fetches_connect_while_the_challenge_is_in_flight(azure: Azure) -> None:
+    count = 8
+    # Long enough for seven TLS handshakes one after another on a loaded machine.
+    azure.vault.latency = 0.3
+    load_many(
+        azure.vault,
+        many_secrets(azure.vault, count),
+        KeyVaultSource(azure.vault.url, CLIENT_ID, RetryBounds()),
+    )
+    assert azure.vault.requests == count + 1
+    [challenge_answered] = azure.vault.challenged_at
+    # One connection a fetch, all open before the challenge's answer: none was opened after the
+    # token, none was discarded and reopened (TLS 1.3 session tickets make an idle socket look
+    # closed to urllib3 until they are read).
+    assert len(azure.vault.connected_at) == count
+    assert max(azure.vault.connected_at) < challenge_answered
+
+
 def test_many_secrets_fail_at_once_when_the_first_fetch_gets_no_token(
     azure: Azure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
