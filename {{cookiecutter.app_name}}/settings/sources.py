@@ -63,19 +63,32 @@ class RetryBounds:
             "transport": RequestsTransport(
                 session=session,
                 session_owner=True,
+                # azure-core passes its own `verify` on every request, over the session's.
+                connection_verify=session.verify,
                 connection_timeout=self.connection_timeout,
                 read_timeout=self.read_timeout,
             ),
         }
 
 
-def _pooled_session() -> Any:
-    """A requests session with a pool as large as the fan-out: the default keeps 10
-    connections, so 20 concurrent fetches would reopen (and re-handshake) half."""
+def _pooled_session(vault_url: str) -> Any:
+    """A requests session for the vault, with a pool as large as the fan-out: the default keeps
+    10 connections, so 20 concurrent fetches would reopen (and re-handshake) half.
+
+    It reads the environment (proxies, NO_PROXY, REQUESTS_CA_BUNDLE) once, here: with
+    `trust_env` on, requests reads it again on every request, walking every variable twice for
+    the proxies and looking for ~/.netrc (src/requests/sessions.py,
+    `merge_environment_settings`), a sixth of each request's CPU here and more with the
+    hundred-odd variables of a Functions host; the fetches queue for that CPU under one lock.
+    """
     import requests
     from urllib3.util.retry import Retry
 
     session = requests.Session()
+    environment = session.merge_environment_settings(vault_url, {}, None, True, None)
+    session.trust_env = False
+    session.proxies = environment["proxies"]
+    session.verify = environment["verify"]
     # Retries belong to azure-core's RetryPolicy (with its bound), never to urllib3.
     no_retries = Retry(total=False, redirect=False, raise_on_status=False)
     adapter = requests.adapters.HTTPAdapter(
@@ -90,8 +103,8 @@ class _EarlyConnection:
     is ready and held out of the pool until `release()`.
 
     The pool is found as `requests` finds it when azure-core's `RequestsTransport.send` calls
-    `session.request` (`verify=True`, no cert, the environment's proxies and
-    REQUESTS_CA_BUNDLE), so the pool key matches (psf/requests, src/requests/adapters.py,
+    `session.request` (the session's `verify`, proxies and no cert), so the pool key matches
+    (psf/requests, src/requests/adapters.py,
     `get_connection_with_tls_context`); the slot is taken and given back as urllib3's own
     `urlopen` does (urllib3/urllib3, src/urllib3/connectionpool.py, `_get_conn`, `_put_conn`).
     """
@@ -99,7 +112,7 @@ class _EarlyConnection:
     def __init__(self, session: Any, url: str, connect_timeout: float) -> None:
         import requests
 
-        environment = session.merge_environment_settings(url, {}, None, True, None)
+        environment = session.merge_environment_settings(url, {}, None, session.verify, None)
         self._pool = session.get_adapter(url).get_connection_with_tls_context(
             requests.Request("GET", url).prepare(),
             environment["verify"],
@@ -212,7 +225,7 @@ class KeyVaultSource:
                 from azure.identity import ManagedIdentityCredential
                 from azure.keyvault.secrets import SecretClient
 
-                self._session = _pooled_session()
+                self._session = _pooled_session(self.vault_url)
                 credential = _OneTokenRequestAtATime(
                     ManagedIdentityCredential(client_id=self.client_id), self._authenticated.set
                 )
