@@ -137,6 +137,21 @@ def test_other_fetches_connect_while_the_challenge_is_in_flight(azure: Azure) ->
     assert max(azure.vault.connected_at) < challenge_answered
 
 
+def test_proxy_variables_still_count_though_the_session_reads_them_once(
+    azure: Azure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_retries = RetryBounds(retry_total=0)
+    # The identity endpoint by name, so that NO_PROXY can keep it alone away from the proxy.
+    identity_by_name = azure.identity.endpoint.replace("127.0.0.1", "localhost")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", identity_by_name)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    key = vault_store(azure, no_retries).get().secrets.greeting_signing_key
+    assert key.get_secret_value() == VAULT_SIGNING_KEY
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert "unreachable" in load_error(vault_store(azure, no_retries))
+
+
 def test_many_secrets_fail_at_once_when_the_first_fetch_gets_no_token(
     azure: Azure, monkeypatch: pytest.MonkeyPatch
 ) -> None:
