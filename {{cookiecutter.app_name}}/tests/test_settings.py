@@ -119,6 +119,39 @@ def test_n_secrets_cost_one_challenge_then_one_request_each(azure: Azure, test_c
         other_vault.stop()
 
 
+def test_other_fetches_connect_while_the_challenge_is_in_flight(azure: Azure) -> None:
+    count = 8
+    # Long enough for seven TLS handshakes one after another on a loaded machine.
+    azure.vault.latency = 0.3
+    load_many(
+        azure.vault,
+        many_secrets(azure.vault, count),
+        KeyVaultSource(azure.vault.url, CLIENT_ID, RetryBounds()),
+    )
+    assert azure.vault.requests == count + 1
+    [challenge_answered] = azure.vault.challenged_at
+    # One connection a fetch, all open before the challenge's answer: none was opened after the
+    # token, none was discarded and reopened (TLS 1.3 session tickets make an idle socket look
+    # closed to urllib3 until they are read).
+    assert len(azure.vault.connected_at) == count
+    assert max(azure.vault.connected_at) < challenge_answered
+
+
+def test_proxy_variables_still_count_though_the_session_reads_them_once(
+    azure: Azure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_retries = RetryBounds(retry_total=0)
+    # The identity endpoint by name, so that NO_PROXY can keep it alone away from the proxy.
+    identity_by_name = azure.identity.endpoint.replace("127.0.0.1", "localhost")
+    monkeypatch.setenv("IDENTITY_ENDPOINT", identity_by_name)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    key = vault_store(azure, no_retries).get().secrets.greeting_signing_key
+    assert key.get_secret_value() == VAULT_SIGNING_KEY
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert "unreachable" in load_error(vault_store(azure, no_retries))
+
+
 def test_many_secrets_fail_at_once_when_the_first_fetch_gets_no_token(
     azure: Azure, monkeypatch: pytest.MonkeyPatch
 ) -> None:

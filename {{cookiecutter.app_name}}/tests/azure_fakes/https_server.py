@@ -1,9 +1,11 @@
-"""TEST FIXTURE: a threaded HTTPS (or plain HTTP) server on 127.0.0.1 that counts its requests."""
+"""TEST FIXTURE: a threaded HTTPS (or plain HTTP) server on 127.0.0.1 that counts its requests
+and notes when each connection was accepted."""
 
 import json
 import selectors
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -33,7 +35,8 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 class CountingHTTPSServer(ThreadingHTTPServer):
-    """TLS on 127.0.0.1 at a free port, served from a daemon thread; `requests` counts calls.
+    """TLS on 127.0.0.1 at a free port, served from a daemon thread; `requests` counts calls,
+    `connected_at` holds the `time.monotonic()` of every connection accepted.
     Without a CA it speaks plain HTTP, as App Service's own identity endpoint does."""
 
     daemon_threads = True
@@ -50,6 +53,7 @@ class CountingHTTPSServer(ThreadingHTTPServer):
             )
         self._count_lock = threading.Lock()
         self.requests = 0
+        self.connected_at: list[float] = []
         # stop() writes a byte here: the accept loop wakes at once instead of at its next poll.
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._thread = threading.Thread(target=self._accept_until_stopped, daemon=True)
@@ -61,6 +65,12 @@ class CountingHTTPSServer(ThreadingHTTPServer):
     def count_request(self) -> None:
         with self._count_lock:
             self.requests += 1
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        accepted = super().get_request()
+        with self._count_lock:
+            self.connected_at.append(time.monotonic())
+        return accepted
 
     def start(self) -> None:
         self._thread.start()

@@ -7,7 +7,8 @@
 - bodies as Key Vault returns them: the secret bundle (`value`, `id`, `attributes`), or
   `{"error": {"code", "message"}}` for 404 SecretNotFound, 403 Forbidden, 429 Throttled;
 - knobs for tests: `latency` (seconds added to every answer), `forbidden` names, `throttle`
-  (name -> how many 429s before it answers, with `retry_after` seconds), `requests` counter.
+  (name -> how many 429s before it answers, with `retry_after` seconds), `requests` counter,
+  `challenged_at` (the `time.monotonic()` of every 401 challenge sent).
 """
 
 import re
@@ -42,6 +43,7 @@ class _VaultHandler(QuietHandler):
             self.send_json(400, _error("BadParameter", "The api-version parameter is missing"))
             return
         if not vault.authorised(self.headers.get("Authorization", "")):
+            vault.challenged_at.append(time.monotonic())
             challenge = (
                 f'Bearer authorization="https://login.microsoftonline.com/{TENANT}", '
                 f'resource="{RESOURCE}"'
@@ -126,6 +128,7 @@ class FakeKeyVault(CountingHTTPSServer):
         self.throttle: dict[str, int] = {}
         self.retry_after = 1
         self.latency = 0.0
+        self.challenged_at: list[float] = []
 
     @property
     def url(self) -> str:
