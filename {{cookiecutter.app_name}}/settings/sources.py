@@ -130,10 +130,16 @@ class _EarlyConnection:
             raise
 
     def release(self) -> None:
-        """Back into the pool, where the next request to the host takes it (the pool is LIFO)."""
-        if not _idle_after_reading_session_tickets(self._connection.sock):
+        """Back into the pool, where the next request to the host takes it (the pool is LIFO).
+        Never fails the fetch: `_put_conn` is urllib3's own, and a release that goes wrong only
+        costs the connection (the pool opens another)."""
+        try:
+            if not _idle_after_reading_session_tickets(self._connection.sock):
+                self._connection.close()
+            self._pool._put_conn(self._connection)
+        except Exception as error:
+            logger.debug("early connection dropped (%s)", type(error).__name__)
             self._connection.close()
-        self._pool._put_conn(self._connection)
 
 
 def _idle_after_reading_session_tickets(sock: Any) -> bool:
