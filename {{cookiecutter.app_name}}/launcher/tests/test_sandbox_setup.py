@@ -113,7 +113,8 @@ def test_filter_finds_every_rule_and_nothing_else(tmp_path: Path) -> None:
     """The filter searches its numbers as a tree: every number (native, x32, other ABIs) and
     every argument it reads gets the verdict its rules give (filter_check.c)."""
     result = subprocess.run(
-        ["make", "-s", "-C", LAUNCHER_DIR, "filter-check", f"BUILD={tmp_path}"],
+        ["make", "-s", "--no-print-directory", "-C", LAUNCHER_DIR, "filter-check",
+         f"BUILD={tmp_path}"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
