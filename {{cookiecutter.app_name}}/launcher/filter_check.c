@@ -15,6 +15,23 @@ struct call {
 	uint32_t arch, nr, arg0, arg1;
 };
 
+/* The word of struct seccomp_data at offset k, of those the filter reads. */
+static uint32_t field(const struct call *c, uint32_t k, size_t pc)
+{
+	switch (k) {
+	case DATA_ARCH:
+		return c->arch;
+	case DATA_NR:
+		return c->nr;
+	case DATA_ARG0_LOW:
+		return c->arg0;
+	case DATA_ARG1_LOW:
+		return c->arg1;
+	default:
+		errx(1, "instruction %zu loads offset %u, which the interpreter does not know", pc, k);
+	}
+}
+
 static uint32_t run(const struct filter_insn *prog, size_t len, const struct call *c, size_t *steps)
 {
 	uint32_t a = 0;
@@ -25,9 +42,7 @@ static uint32_t run(const struct filter_insn *prog, size_t len, const struct cal
 		++*steps;
 		switch (i->code) {
 		case LOAD_WORD_ABS:
-			a = i->k == DATA_ARCH ? c->arch : i->k == DATA_NR ? c->nr : i->k == DATA_ARG0_LOW ? c->arg0 : c->arg1;
-			if (i->k != DATA_ARCH && i->k != DATA_NR && i->k != DATA_ARG0_LOW && i->k != DATA_ARG1_LOW)
-				errx(1, "instruction %zu loads offset %u, which the interpreter does not know", pc, i->k);
+			a = field(c, i->k, pc);
 			break;
 		case JUMP_EQ:
 			pc += a == i->k ? i->jt : i->jf;
