@@ -57,8 +57,8 @@ def main() -> None:
 
 def report(runs: int, ca: TestCA) -> None:
     timings: dict[str, list[float]] = {"ours": [], "serve_forever": []}
+    pair = [("ours", lambda: ours(ca)), ("serve_forever", standard_library)]
     for run in range(runs):  # interleaved, alternating which goes first
-        pair = [("ours", lambda: ours(ca)), ("serve_forever", standard_library)]
         for name, start in pair if run % 2 == 0 else pair[::-1]:
             timings[name].append(stop_seconds(start))
     mine, theirs = (statistics.median(timings[name]) for name in ("ours", "serve_forever"))
