@@ -212,6 +212,9 @@ class Worker:
         self.fail(f"the worker exited with code {code}")
 
     def status(self) -> dict[str, Any]:
+        # The state first: init sets the functions, then "Running", so a status read while it
+        # finishes can never say Running beside the functions it had before.
+        state, error = self.state, self.error
         process = self.process
         worker: dict[str, Any] = {
             "pid": process.pid if process else None,
@@ -244,8 +247,8 @@ class Worker:
             except (OSError, KeyError, ValueError):
                 pass
         return {
-            "state": self.state,
-            "error": self.error,
+            "state": state,
+            "error": error,
             "version": os.environ.get("HOST_VERSION"),
             "python": platform.python_version(),
             # The container engine's own filter counts here too: a filter the launcher installs
