@@ -6,9 +6,11 @@
 #include "sandbox.c"
 #undef sandbox_confine
 
-int sandbox_confine(const struct policy *p, struct sandbox_status *status, struct sandbox_failure *failure)
+int sandbox_confine(const struct policy *p, const char *tmpdir, struct sandbox_status *status,
+		    struct sandbox_failure *failure)
 {
 	(void)p;
+	(void)tmpdir;
 	(void)failure;
 	status->landlock_abi = 0;
 	status->landlock_errno = 0;

@@ -5,12 +5,11 @@
  * it and serves the worker a look-alike endpoint on loopback, with a header made for this launch,
  * forwarding only the policy's audiences for the app's own identity (AZURE_CLIENT_ID).
  *
- * This file starts the broker and then keeps the launcher as the parent of broker and worker: it
- * passes the host's signals to the worker, and when either child ends it ends the other and exits
- * with the worker's status, so that the host still sees one process with the worker's exit status.
+ * This file starts the broker, as a child of the supervisor (lifetime.c), which ends it with the worker.
  */
 #define _GNU_SOURCE
 #include "launcher.h"
+#include "lifetime.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,13 +36,6 @@ enum {
 	BROKER_READY_FD = 4,
 	MAX_CLIENT_ID = 64,
 };
-
-/* What the host may send the worker; the launcher only passes it on. */
-static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-/* Those and SIGCHLD: blocked from the broker's start on, and taken one by one by supervise(). */
-static sigset_t supervised;
-static sigset_t original_mask;
-static pid_t supervisor;
 
 /* The first NAME=value entry of the launcher's environment, or NULL. */
 static char *entry_of(const char *name)
@@ -124,26 +116,6 @@ static void random_hex(char *out, size_t bytes)
 	out[2 * bytes] = '\0';
 }
 
-pid_t fork_child(void)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		die(EXIT_SYSTEM, "fork: %s", strerror(errno));
-	if (pid == 0 && sigprocmask(SIG_SETMASK, &original_mask, NULL) != 0)
-		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
-	return pid;
-}
-
-/* Set after the drop (a credential change clears it), then checked: the parent may already be gone. */
-void die_with_parent(void)
-{
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
-		die(EXIT_SYSTEM, "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
-	if (getppid() != supervisor)
-		die(EXIT_SYSTEM, "the launcher (pid %d) is gone", (int)supervisor);
-}
-
 /* The broker's environment: the platform's identity, the app's client id, the worker's header,
  * the audiences, and the policy's fixed values (PATH and, where the interpreter needs one, its
  * library path). Nothing else of the host's. */
@@ -169,6 +141,13 @@ static char **broker_environment(const struct policy *p, const char *worker_head
 	return env;
 }
 
+static const char *tmpdir_of_policy(const struct policy *p)
+{
+	const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
+
+	return tmpdir ? tmpdir->entry + tmpdir->name_len + 1 : NULL;
+}
+
 /* The broker's child side: its two descriptors, its account, no way back to root, then Python. */
 static _Noreturn void become_broker(const struct policy *p, uid_t uid, gid_t gid, int listener, int ready,
 				    char **env)
@@ -184,16 +163,11 @@ static _Noreturn void become_broker(const struct policy *p, uid_t uid, gid_t gid
 	close_fds_from(BROKER_READY_FD + 1);
 	drop_root(uid, gid);
 	die_with_parent();
-	/* The broker parses what the worker writes: it gets the worker's sandbox too. */
-	confine(p, false);
+	/* The broker parses what the worker writes: it gets the worker's sandbox too (its TMPDIR is
+	 * the policy's, which it cannot write: it writes nothing). */
+	confine(p, tmpdir_of_policy(p), true, false);
 	execve(p->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s) for the broker: %s", p->exec, strerror(errno));
-}
-
-/* What the host sees of a child's end: its exit status, or 128 + the signal that killed it. */
-static int exit_code(int status)
-{
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /* The broker writes "ready\n" once it serves; anything else, or nothing in time, is a failed start. */
@@ -222,7 +196,7 @@ static void wait_until_ready(pid_t broker, int ready)
 	if (polled == 0)
 		die(EXIT_BROKER, "identity broker %s was not ready within %d s", BROKER_PATH, READY_TIMEOUT_MS / 1000);
 	die(EXIT_BROKER, "identity broker %s exited with status %d before it was ready", BROKER_PATH,
-	    exit_code(status));
+	    exit_code_of(status));
 }
 
 pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_entry, size_t endpoint_size,
@@ -237,17 +211,6 @@ pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_
 	check_broker_program();
 	random_hex(worker_header, HEADER_BYTES);
 	env = broker_environment(p, worker_header);
-	/* Held from now on and taken by supervise(): a SIGTERM during start-up still reaches the worker. */
-	sigemptyset(&supervised);
-	sigaddset(&supervised, SIGCHLD);
-	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-		sigaddset(&supervised, forwarded[i]);
-	if (sigprocmask(SIG_BLOCK, &supervised, &original_mask) != 0)
-		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
-	/* The worker's orphans come back to this process, which reaps them: no zombies. */
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-		die(EXIT_SYSTEM, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
-	supervisor = getpid();
 	listener = listen_on_loopback(&port);
 	if (pipe2(pipe_fds, O_CLOEXEC) != 0)
 		die(EXIT_BROKER, "pipe2: %s", strerror(errno));
@@ -268,39 +231,4 @@ pid_t broker_start(const struct policy *p, uid_t uid, gid_t gid, char *endpoint_
 		}
 	}
 	return broker;
-}
-
-_Noreturn void supervise(pid_t broker, pid_t worker)
-{
-	for (;;) {
-		int sig = sigwaitinfo(&supervised, NULL);
-		int status;
-		pid_t pid;
-
-		if (sig < 0 && errno == EINTR)
-			continue;
-		if (sig < 0)
-			die(EXIT_SYSTEM, "sigwaitinfo: %s", strerror(errno));
-		if (sig != SIGCHLD) {
-			(void)kill(worker, sig);
-			continue;
-		}
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			if (pid == worker) {
-				(void)kill(broker, SIGKILL);
-				while (waitpid(broker, NULL, 0) < 0 && errno == EINTR) {
-				}
-				_exit(exit_code(status));
-			}
-			if (pid == broker) {
-				/* A worker without its broker would fail every token request: stop it, the
-				 * host starts a new one. */
-				(void)kill(worker, SIGKILL);
-				while (waitpid(worker, NULL, 0) < 0 && errno == EINTR) {
-				}
-				die(EXIT_BROKER, "identity broker (pid %d) ended with status %d: the worker was stopped",
-				    (int)broker, exit_code(status));
-			}
-		}
-	}
 }

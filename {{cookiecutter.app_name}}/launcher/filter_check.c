@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 struct call {
-	uint32_t arch, nr, arg0, arg1;
+	uint32_t arch, nr, arg0, arg1, arg2, arg3;
 };
 
 /* The word of struct seccomp_data at offset k, of those the filter reads. */
@@ -27,6 +27,10 @@ static uint32_t field(const struct call *c, uint32_t k, size_t pc)
 		return c->arg0;
 	case DATA_ARG1_LOW:
 		return c->arg1;
+	case DATA_ARG2_LOW:
+		return c->arg2;
+	case DATA_ARG3_LOW:
+		return c->arg3;
 	default:
 		errx(1, "instruction %zu loads offset %u, which the interpreter does not know", pc, k);
 	}
@@ -71,8 +75,26 @@ static uint32_t expected(const struct call *c)
 	if (c->nr & X32_SYSCALL_BIT)
 		return RET_KILL_PROCESS;
 #endif
-	if (c->nr == SYS_clone3)
+	const uint32_t execute = 0111, creates = 0100 | 020000000, refuse = RET_ERRNO | EPERM;
+
+	if (c->nr == SYS_clone3 || c->nr == SYS_openat2)
 		return RET_ERRNO | ENOSYS;
+	if (c->nr == SYS_setxattr || c->nr == SYS_lsetxattr || c->nr == SYS_fsetxattr || c->nr == SYS_setxattrat)
+		return RET_ERRNO | EOPNOTSUPP;
+	if (c->nr == SYS_fchmod)
+		return c->arg1 & execute ? refuse : RET_ALLOW;
+	if (c->nr == SYS_fchmodat || c->nr == SYS_fchmodat2 || c->nr == SYS_mknodat)
+		return c->arg2 & execute ? refuse : RET_ALLOW;
+	if (c->nr == SYS_openat)
+		return (c->arg2 & creates) && (c->arg3 & execute) ? refuse : RET_ALLOW;
+	if (c->nr == SYS_memfd_create)
+		return (c->arg1 & 0x10) || !(c->arg1 & 0x8) ? refuse : RET_ALLOW;
+#ifdef SYS_chmod
+	if (c->nr == SYS_chmod || c->nr == SYS_creat || c->nr == SYS_mknod)
+		return c->arg1 & execute ? refuse : RET_ALLOW;
+	if (c->nr == SYS_open)
+		return (c->arg1 & creates) && (c->arg2 & execute) ? refuse : RET_ALLOW;
+#endif
 	if (c->nr == SYS_clone)
 		return c->arg0 & CLONE_NEW_ANY ? RET_ERRNO | EPERM : RET_ALLOW;
 	if (c->nr == SYS_ioctl)
@@ -87,7 +109,9 @@ int main(void)
 {
 	static struct filter_insn prog[MAX_INSNS];
 	size_t len = build_filter(prog), steps, longest = 0, checked = 0, refusals = 0;
-	const uint32_t args[] = { 0, 0x11, 0x5412, 0x541c, 0x10000000, 0x20000, 0x7e020000, 0x1200011, 0xffffffff };
+	/* clone flags, ioctl commands, open flags (O_CREAT, O_TMPFILE), modes, memfd flags (NOEXEC_SEAL, EXEC). */
+	const uint32_t args[] = { 0, 0x11, 0x5412, 0x541c, 0x10000000, 0x20000, 0x7e020000, 0x1200011, 0xffffffff,
+				  0x40, 0x410000, 0x1ed, 0x1a4, 0x8, 0x10, 0x9, 0x41, 0100 };
 	const uint32_t arches[] = { NATIVE_ARCH, 0x40000003U /* i386 */, 0x40000028U /* arm */, 0 };
 
 	for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++)
@@ -96,7 +120,8 @@ int main(void)
 				for (size_t j = 0; j < sizeof args / sizeof args[0]; j++) {
 					uint32_t numbers[] = { nr, nr | X32_SYSCALL_BIT };
 					for (size_t x = 0; x < 2; x++) {
-						struct call c = { arches[a], numbers[x], args[i], args[j] };
+						/* Every pair of values, in every pair of neighbouring arguments. */
+						struct call c = { arches[a], numbers[x], args[i], args[j], args[i], args[j] };
 						uint32_t got = run(prog, len, &c, &steps), want = expected(&c);
 						if (got != want)
 							errx(1, "arch %#x, system call %u (%#x, %#x): the filter answers %#x, the rules %#x",

@@ -5,15 +5,16 @@
  * over. This program stands between them: it reads a root-owned policy, keeps only the variables the
  * policy allows, drops root for good and execve()s the real interpreter with argv unchanged.
  *
- * When the platform gave a managed identity, the launcher first starts the identity broker
- * (broker.c) and stays as the parent of broker and worker; the worker never sees the platform's
- * identity header.
+ * As root it stays, with a supervisor below it (lifetime.c), as the parent of the worker and,
+ * when the platform gave a managed identity, of the identity broker (broker.c): nothing the
+ * worker starts outlives it, and the worker never sees the platform's identity header.
  *
  * Every step fails closed: one line on stderr naming the file and line or the call, a distinct exit
  * status (see README.md), and nothing is run. No variable's value is ever printed.
  */
 #define _GNU_SOURCE
 #include "launcher.h"
+#include "lifetime.h"
 #include "sandbox.h"
 
 #include <dirent.h>
@@ -284,25 +285,25 @@ void close_fds_from(unsigned first)
 		close((int)fd);
 }
 
-void confine(const struct policy *policy, bool audit)
+void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit)
 {
 	struct sandbox_status sandbox;
 	struct sandbox_failure failure;
 
 	/* After the drop: the new keyring is the account's, and root's is gone with the old one. */
-	if (sandbox_leave_root_session(&sandbox, &failure) != 0)
+	if (sandbox_leave_root_session(must_lead, &sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-	if (sandbox_confine(policy, &sandbox, &failure) != 0)
+	if (sandbox_confine(policy, tmpdir, &sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (audit)
 		sandbox_audit(policy, &sandbox);
 }
 
-_Noreturn void exec_worker(const struct policy *policy, char **argv, char **env)
+_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, char **argv, char **env)
 {
-	confine(policy, policy->audit);
+	confine(policy, tmpdir, must_lead, policy->audit);
 	close_fds_from(3); /* the host's open sockets and files must not leak into the worker */
 	execve(policy->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s): %s", policy->exec, strerror(errno));
@@ -320,18 +321,35 @@ static bool platform_identity(void)
 	return has_endpoint;
 }
 
+/* The worker's TMPDIR: this launch's own under launch-uids (in env, in place of the policy's), else the policy's. */
+static const char *worker_tmpdir(const struct policy *p, const struct launch *launch, char **env)
+{
+	const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
+
+	if (!tmpdir)
+		return NULL;
+	if (!launch->tmpdir_entry[0])
+		return tmpdir->entry + tmpdir->name_len + 1;
+	for (char **e = env; *e; e++)
+		if (*e == tmpdir->entry)
+			*e = (char *)launch->tmpdir_entry;
+	return launch->tmpdir_entry + tmpdir->name_len + 1;
+}
+
 int main(int argc, char **argv)
 {
 	static char text[POLICY_MAX_BYTES + 1];
 	static struct policy policy;
+	static struct launch launch;
 	static char endpoint_entry[64], header_entry[96];
 	struct policy_error err;
-	bool as_root = geteuid() == 0;
-	uid_t uid, broker_uid;
-	gid_t gid, broker_gid;
+	bool as_root = geteuid() == 0, identity;
+	uid_t uid, broker_uid = 0;
+	gid_t gid, broker_gid = 0;
 	size_t n_env;
 	char **env;
-	pid_t broker, worker;
+	const char *tmpdir;
+	pid_t broker = 0, worker;
 
 	(void)argc;
 	if (policy_parse(text, read_policy(text), &policy, &err) != 0)
@@ -343,27 +361,38 @@ int main(int argc, char **argv)
 		if (policy.nonroot == NONROOT_REFUSE)
 			die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
 			    (unsigned)geteuid());
-		exec_worker(&policy, argv, env);
+		launch_tmpdir_of(&policy, geteuid(), &launch);
+		exec_worker(&policy, worker_tmpdir(&policy, &launch, env), false, argv, env);
 	}
-	if (!policy.broker || !platform_identity()) {
-		drop_root(uid, gid);
-		exec_worker(&policy, argv, env);
+	launch_claim(&policy, uid, gid, &launch);
+	tmpdir = worker_tmpdir(&policy, &launch, env);
+	identity = policy.broker && platform_identity();
+	if (identity) {
+		/* A managed identity: the broker holds it, the worker gets the broker's look-alike. */
+		resolve_account("broker", policy.broker, policy.broker_line, &broker_uid, &broker_gid);
+		if (broker_uid == uid || broker_uid == launch.uid || broker_gid == gid)
+			die(EXIT_POLICY, "%s:%u: broker %s shares uid %u or gid %u with the worker: give it its own account",
+			    POLICY_PATH, policy.broker_line, policy.broker, (unsigned)broker_uid, (unsigned)gid);
+		if (policy.launch_uid_count && broker_uid >= policy.launch_uid_first &&
+		    broker_uid - policy.launch_uid_first < policy.launch_uid_count)
+			die(EXIT_POLICY, "%s:%u: broker %s: uid %u is one of launch-uids (line %u): give it its own account",
+			    POLICY_PATH, policy.broker_line, policy.broker, (unsigned)broker_uid, policy.launch_uids_line);
 	}
-	/* A managed identity: the broker holds it, the worker gets the broker's look-alike. */
-	resolve_account("broker", policy.broker, policy.broker_line, &broker_uid, &broker_gid);
-	if (broker_uid == uid || broker_gid == gid)
-		die(EXIT_POLICY, "%s:%u: broker %s shares uid %u or gid %u with the worker: give it its own account",
-		    POLICY_PATH, policy.broker_line, policy.broker, (unsigned)uid, (unsigned)gid);
-	broker = broker_start(&policy, broker_uid, broker_gid, endpoint_entry, sizeof endpoint_entry, header_entry,
-			      sizeof header_entry);
-	env[n_env++] = endpoint_entry;
-	env[n_env++] = header_entry;
-	env[n_env] = NULL;
+	become_supervisor();
+	if (identity) {
+		broker = broker_start(&policy, broker_uid, broker_gid, endpoint_entry, sizeof endpoint_entry, header_entry,
+				      sizeof header_entry);
+		env[n_env++] = endpoint_entry;
+		env[n_env++] = header_entry;
+		env[n_env] = NULL;
+	}
 	worker = fork_child();
 	if (worker == 0) {
-		drop_root(uid, gid);
+		drop_root(launch.uid, launch.gid);
 		die_with_parent();
-		exec_worker(&policy, argv, env);
+		if (launch.own_uid)
+			end_leftovers_of_uid();
+		exec_worker(&policy, tmpdir, true, argv, env);
 	}
 	supervise(broker, worker);
 }

@@ -1,4 +1,4 @@
-/* What launcher.c and broker.c share: exit statuses, the one way to fail, and the worker's last steps. */
+/* What launcher.c, broker.c and lifetime.c share: exit statuses, the one way to fail, and the last steps. */
 #ifndef LAUNCHER_LAUNCHER_H
 #define LAUNCHER_LAUNCHER_H
 
@@ -35,10 +35,10 @@ void drop_root(uid_t uid, gid_t gid);
  * PR_SET_NO_NEW_PRIVS, then the sandbox (Landlock as the policy says, the system-call filter);
  * the audit line when asked. Fails closed (EXIT_SANDBOX).
  */
-void confine(const struct policy *policy, bool audit);
+void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit);
 
 /* confine(), descriptors above 2 closed, execve: the last steps of every worker start. */
-_Noreturn void exec_worker(const struct policy *policy, char **argv, char **env);
+_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, char **argv, char **env);
 
 /*
  * The identity broker (broker.c): started as its own account with the platform's identity
@@ -46,15 +46,6 @@ _Noreturn void exec_worker(const struct policy *policy, char **argv, char **env)
  */
 pid_t broker_start(const struct policy *policy, uid_t uid, gid_t gid, char *endpoint_entry, size_t endpoint_size,
 		   char *header_entry, size_t header_size);
-
-/* fork(); the child gets back the signal mask the launcher was started with. */
-pid_t fork_child(void);
-
-/* In a child, after the drop: die with the launcher (SIGKILL) rather than outlive it. */
-void die_with_parent(void);
-
-/* The launcher stays as the parent of broker and worker: signals in, exit status out (broker.c). */
-_Noreturn void supervise(pid_t broker, pid_t worker);
 
 /* Closes every descriptor from `first` up (close_range, or what /proc/self/fd lists). */
 void close_fds_from(unsigned first);

@@ -193,6 +193,28 @@ static int parse_landlock(struct policy *p, const char *arg, unsigned line, stru
 	return 0;
 }
 
+/*
+ * FIRST-LAST: uids of no account but these launches, so that no launch can signal, read or
+ * outlive into another (launcher/README.md, "Lifetime").
+ */
+static int parse_launch_uids(struct policy *p, const char *arg, unsigned line, struct policy_error *err)
+{
+	const char *dash = strchr(arg, '-');
+	unsigned first, last;
+
+	if (p->launch_uids_line)
+		return fail(err, line, "duplicate launch-uids (first on line %u)", p->launch_uids_line);
+	if (!dash || parse_id(arg, (size_t)(dash - arg), &first) != 0 || parse_id(dash + 1, strlen(dash + 1), &last) != 0 ||
+	    first == 0 || last < first)
+		return fail(err, line, "launch-uids takes FIRST-LAST, two uids above 0 with FIRST <= LAST");
+	if (last - first >= POLICY_MAX_LAUNCH_UIDS)
+		return fail(err, line, "launch-uids: at most %d uids", POLICY_MAX_LAUNCH_UIDS);
+	p->launch_uid_first = first;
+	p->launch_uid_count = last - first + 1;
+	p->launch_uids_line = line;
+	return 0;
+}
+
 /* One directive with its argument (arg is "" when there is none; set keeps its inner blanks). */
 static int parse_directive(struct policy *p, const char *word, char *arg, unsigned line, struct policy_error *err)
 {
@@ -212,10 +234,10 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 	}
 	if (strcmp(word, "exec") != 0 && strcmp(word, "user") != 0 && strcmp(word, "allow") != 0 &&
 	    strcmp(word, "deny") != 0 && strcmp(word, "nonroot") != 0 && strcmp(word, "landlock") != 0 &&
-	    strcmp(word, "broker") != 0 && strcmp(word, "audience") != 0)
+	    strcmp(word, "broker") != 0 && strcmp(word, "audience") != 0 && strcmp(word, "launch-uids") != 0)
 		return fail(err, line,
 			    "unknown directive '%.32s' (exec, user, allow, deny, set, audit, nonroot, landlock, broker, "
-			    "audience)",
+			    "audience, launch-uids)",
 			    word);
 	if (!has_arg)
 		return fail(err, line, "%s needs an argument", word);
@@ -254,6 +276,8 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 	}
 	if (strcmp(word, "landlock") == 0)
 		return parse_landlock(p, arg, line, err);
+	if (strcmp(word, "launch-uids") == 0)
+		return parse_launch_uids(p, arg, line, err);
 	if (p->nonroot_line)
 		return fail(err, line, "duplicate nonroot (first on line %u)", p->nonroot_line);
 	if (strcmp(arg, "refuse") != 0 && strcmp(arg, "filter") != 0)
@@ -334,6 +358,7 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 	p->exec = p->user = p->broker = NULL;
 	p->exec_line = p->user_line = p->audit_line = p->nonroot_line = p->landlock_line = p->broker_line = 0;
 	p->n_audience = 0;
+	p->launch_uid_first = p->launch_uid_count = p->launch_uids_line = 0;
 	p->audit = false;
 	p->nonroot = NONROOT_REFUSE;
 	p->landlock = LANDLOCK_OFF;
@@ -371,6 +396,15 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 		const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
 		if (!tmpdir || tmpdir->entry[7] != '/')
 			return fail(err, p->landlock_line, "landlock needs set TMPDIR=/absolute/path (where the worker writes)");
+	}
+	if (p->launch_uids_line) {
+		/* Each launch gets a directory of its own beneath TMPDIR, made and owned for its uid. */
+		const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
+		if (!tmpdir || tmpdir->entry[7] != '/')
+			return fail(err, p->launch_uids_line,
+				    "launch-uids needs set TMPDIR=/absolute/path (each launch's directory is made beneath it)");
+		if (tmpdir->entry[7 + strspn(tmpdir->entry + 7, "/")] == '\0')
+			return fail(err, p->launch_uids_line, "launch-uids: TMPDIR must not be /");
 	}
 	for (size_t i = 0; i < p->n_set; i++) {
 		const struct pattern *deny = denied_by(p, p->set[i].entry, p->set[i].name_len);

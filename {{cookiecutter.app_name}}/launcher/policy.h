@@ -13,6 +13,7 @@ enum {
 	POLICY_MAX_MESSAGE = 200,
 	POLICY_MAX_AUDIENCES = 16,
 	POLICY_MAX_AUDIENCE = 200,
+	POLICY_MAX_LAUNCH_UIDS = 64,
 };
 
 /* The audience the identity broker forwards when the policy names none: Key Vault. */
@@ -54,6 +55,11 @@ struct policy {
 	/* `broker ACCOUNT`: the identity broker's account, or NULL (no broker: no identity variables). */
 	const char *broker;
 	unsigned broker_line;
+	/* `launch-uids FIRST-LAST`: each root launch runs its worker as a uid of its own from this
+	 * range (count 0: every launch as the user's uid). */
+	unsigned launch_uid_first;
+	unsigned launch_uid_count;
+	unsigned launch_uids_line;
 	/* `audience URL`: what the broker forwards (POLICY_DEFAULT_AUDIENCE when none is given). */
 	const char *audience[POLICY_MAX_AUDIENCES];
 	size_t n_audience;

@@ -60,7 +60,7 @@ enum {
 #define RET_ERRNO 0x00050000U
 #define RET_ALLOW 0x7fff0000U
 /* struct seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little-endian). */
-enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24 };
+enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24, DATA_ARG2_LOW = 32, DATA_ARG3_LOW = 40 };
 #ifndef PR_SET_SECCOMP
 #define PR_SET_SECCOMP 22
 #endif
@@ -71,6 +71,13 @@ enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24 };
 /* asm-generic/ioctls.h: push bytes into a terminal's input; write to a virtual console. */
 #define IOCTL_TIOCSTI 0x5412U
 #define IOCTL_TIOCLINUX 0x541cU
+
+/* The execute bits of a mode; asm-generic/fcntl.h: O_CREAT and __O_TMPFILE (x86_64 and aarch64
+ * alike); linux/memfd.h: MFD_NOEXEC_SEAL and MFD_EXEC (Linux 6.3). */
+#define MODE_EXECUTE_BITS 0111U
+#define OPEN_CREATES (0100U | 020000000U)
+#define MFD_NOEXEC_SEAL_FLAG 0x0008U
+#define MFD_EXEC_FLAG 0x0010U
 
 /* Numbers from 424 on are the same on every architecture (asm-generic/unistd.h). */
 #ifndef SYS_io_uring_setup
@@ -98,6 +105,15 @@ enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24 };
 #ifndef SYS_quotactl_fd
 #define SYS_quotactl_fd 443
 #endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef SYS_setxattrat
+#define SYS_setxattrat 463
+#endif
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
 #define SYS_landlock_add_rule 445
@@ -109,6 +125,9 @@ static const uint32_t refused[] = {
 	/* New namespaces give a full capability set over a fresh kernel surface: the first step
 	 * of most container escapes. clone's flags are checked below; clone3 answers ENOSYS. */
 	SYS_unshare, SYS_setns,
+	/* The worker's process group is how its supervisor ends everything it started: no process
+	 * of the worker's may leave it (launcher/README.md, "Lifetime"). */
+	SYS_setsid, SYS_setpgid,
 	/* Mounts: useless to a worker, and with a user namespace, a way to reshape its view. */
 	SYS_mount, SYS_umount2, SYS_pivot_root, SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig,
 	SYS_fsmount, SYS_fspick, SYS_mount_setattr,
@@ -135,15 +154,61 @@ static const uint32_t refused[] = {
 enum { REFUSED = sizeof refused / sizeof refused[0] };
 
 /*
- * What the filter answers a system call, by its number: refused, not there (clone3), or decided
- * by an argument (clone's flags, ioctl's command). Every other number is allowed.
+ * What the filter answers a system call, by its number: refused, not there, not supported, or
+ * decided by its arguments. Every other number is allowed.
  */
-enum verdict { VERDICT_REFUSE, VERDICT_ENOSYS, VERDICT_CLONE_FLAGS, VERDICT_IOCTL_COMMAND, VERDICTS };
+enum verdict {
+	VERDICT_REFUSE,
+	VERDICT_ENOSYS,
+	VERDICT_EOPNOTSUPP,
+	VERDICT_CLONE_FLAGS,
+	VERDICT_IOCTL_COMMAND,
+	VERDICT_MODE_ARG1,       /* refused when the mode (second argument) has an execute bit */
+	VERDICT_MODE_ARG2,       /* the same, mode third */
+	VERDICT_CREATE_ARG1_ARG2, /* open: creating (flags second) with an execute bit (mode third) */
+	VERDICT_CREATE_ARG2_ARG3, /* openat: the same, one argument later */
+	VERDICT_MEMFD_FLAGS,     /* memfd_create: only with MFD_NOEXEC_SEAL, never MFD_EXEC */
+	VERDICTS,
+};
 struct rule {
 	uint32_t nr;
 	enum verdict verdict;
 };
-enum { RULES = REFUSED + 3, LEAF_RULES = 4 };
+
+/*
+ * The worker runs no program but the interpreter: a file it makes can never carry an execute
+ * bit, so nothing it writes (TMPDIR, /dev/shm, a copy of a system binary) can be executed. On
+ * every kernel: the modes and flags are plain arguments the filter reads. Landlock, where the
+ * kernel has it, also refuses executing any file but the interpreter, the launcher and the loader.
+ */
+static const struct rule by_arguments[] = {
+	/* clone3 passes its flags in memory the filter cannot read: ENOSYS, and glibc falls back
+	 * to clone, whose flags it can. openat2 likewise hides its mode: callers fall back to openat. */
+	{ SYS_clone3, VERDICT_ENOSYS },
+	{ SYS_openat2, VERDICT_ENOSYS },
+	{ SYS_clone, VERDICT_CLONE_FLAGS },
+	{ SYS_ioctl, VERDICT_IOCTL_COMMAND },
+	{ SYS_fchmod, VERDICT_MODE_ARG1 },
+	{ SYS_fchmodat, VERDICT_MODE_ARG2 },
+	{ SYS_fchmodat2, VERDICT_MODE_ARG2 },
+	{ SYS_mknodat, VERDICT_MODE_ARG2 },
+	{ SYS_openat, VERDICT_CREATE_ARG2_ARG3 },
+	{ SYS_memfd_create, VERDICT_MEMFD_FLAGS },
+#ifdef SYS_chmod
+	{ SYS_chmod, VERDICT_MODE_ARG1 },
+	{ SYS_creat, VERDICT_MODE_ARG1 },
+	{ SYS_mknod, VERDICT_MODE_ARG1 },
+	{ SYS_open, VERDICT_CREATE_ARG1_ARG2 },
+#endif
+	/* An access ACL's owner entry is the mode's owner bits: setting one is a chmod the filter
+	 * cannot read (the name and value are in memory). "Not supported", which copiers accept. */
+	{ SYS_setxattr, VERDICT_EOPNOTSUPP },
+	{ SYS_lsetxattr, VERDICT_EOPNOTSUPP },
+	{ SYS_fsetxattr, VERDICT_EOPNOTSUPP },
+	{ SYS_setxattrat, VERDICT_EOPNOTSUPP },
+};
+
+enum { SPECIAL = sizeof by_arguments / sizeof by_arguments[0], RULES = REFUSED + SPECIAL, LEAF_RULES = 4 };
 
 /*
  * The numbers are searched as a balanced tree, not one comparison after another: the kernel
@@ -153,9 +218,10 @@ enum { RULES = REFUSED + 3, LEAF_RULES = 4 };
  * 64 to 86 us to install here; in this tree, 36 to 40 us (make bench-sandbox prints it).
  * Classic BPF jumps only forward, by at most 255: a program under 256 instructions stays in reach.
  */
-enum { MAX_INSNS = 255 };
-/* At most: the header, a comparison, a leaf's allow and a split per rule, the verdicts' blocks. */
-_Static_assert(6 + 3 * RULES + 11 <= MAX_INSNS, "the filter could outgrow its jumps' reach");
+enum { MAX_INSNS = 255, VERDICT_BLOCKS_INSNS = 34 };
+/* At most: the header; per rule a comparison, and (leaves hold two rules or more) half a leaf's
+ * allow and half a split; the verdicts' blocks. */
+_Static_assert(6 + 2 * RULES + VERDICT_BLOCKS_INSNS <= MAX_INSNS, "the filter could outgrow its jumps' reach");
 
 static void emit(struct filter_insn *prog, size_t *n, uint16_t code, uint8_t jt, uint8_t jf, uint32_t k)
 {
@@ -196,6 +262,24 @@ static void sort_by_number(struct rule *rules, size_t n)
 	}
 }
 
+/* Refused when the argument at `offset` has an execute bit: jumps to the shared refusal. */
+static void emit_mode_check(struct filter_insn *prog, size_t *n, uint32_t offset)
+{
+	emit(prog, n, LOAD_WORD_ABS, 0, 0, offset);
+	emit(prog, n, JUMP_SET, 0, 1, MODE_EXECUTE_BITS);
+	emit(prog, n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	emit(prog, n, RETURN, 0, 0, RET_ALLOW);
+}
+
+/* Only a call that creates (O_CREAT, O_TMPFILE) has a mode the kernel uses. */
+static void emit_create_check(struct filter_insn *prog, size_t *n, uint32_t flags, uint32_t mode)
+{
+	emit(prog, n, LOAD_WORD_ABS, 0, 0, flags);
+	emit(prog, n, JUMP_SET, 1, 0, OPEN_CREATES);
+	emit(prog, n, RETURN, 0, 0, RET_ALLOW);
+	emit_mode_check(prog, n, mode);
+}
+
 /* The program: check the ABI, search the number, then the blocks that give each verdict. */
 static size_t build_filter(struct filter_insn *prog)
 {
@@ -204,11 +288,8 @@ static size_t build_filter(struct filter_insn *prog)
 
 	for (size_t i = 0; i < REFUSED; i++)
 		rules[i] = (struct rule){ refused[i], VERDICT_REFUSE };
-	/* clone3 passes its flags in memory the filter cannot read: ENOSYS, and glibc falls back
-	 * to clone, whose flags it can. */
-	rules[REFUSED] = (struct rule){ SYS_clone3, VERDICT_ENOSYS };
-	rules[REFUSED + 1] = (struct rule){ SYS_clone, VERDICT_CLONE_FLAGS };
-	rules[REFUSED + 2] = (struct rule){ SYS_ioctl, VERDICT_IOCTL_COMMAND };
+	for (size_t i = 0; i < SPECIAL; i++)
+		rules[REFUSED + i] = by_arguments[i];
 	sort_by_number(rules, RULES);
 
 	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARCH);
@@ -227,6 +308,8 @@ static size_t build_filter(struct filter_insn *prog)
 	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
 	block[VERDICT_ENOSYS] = n;
 	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | ENOSYS);
+	block[VERDICT_EOPNOTSUPP] = n;
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EOPNOTSUPP);
 	block[VERDICT_CLONE_FLAGS] = n;
 	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG0_LOW);
 	emit(prog, &n, JUMP_SET, 0, 1, CLONE_NEW_ANY);
@@ -237,6 +320,21 @@ static size_t build_filter(struct filter_insn *prog)
 	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG1_LOW);
 	emit(prog, &n, JUMP_EQ, 2, 0, IOCTL_TIOCSTI);
 	emit(prog, &n, JUMP_EQ, 1, 0, IOCTL_TIOCLINUX);
+	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	/* Modes and flags are 32-bit in the kernel (umode_t, int): the low word is all of them. */
+	block[VERDICT_MODE_ARG1] = n;
+	emit_mode_check(prog, &n, DATA_ARG1_LOW);
+	block[VERDICT_MODE_ARG2] = n;
+	emit_mode_check(prog, &n, DATA_ARG2_LOW);
+	block[VERDICT_CREATE_ARG1_ARG2] = n;
+	emit_create_check(prog, &n, DATA_ARG1_LOW, DATA_ARG2_LOW);
+	block[VERDICT_CREATE_ARG2_ARG3] = n;
+	emit_create_check(prog, &n, DATA_ARG2_LOW, DATA_ARG3_LOW);
+	block[VERDICT_MEMFD_FLAGS] = n;
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG1_LOW);
+	emit(prog, &n, JUMP_SET, 2, 0, MFD_EXEC_FLAG);
+	emit(prog, &n, JUMP_SET, 0, 1, MFD_NOEXEC_SEAL_FLAG);
 	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
 	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
 
@@ -259,11 +357,12 @@ static __attribute__((format(printf, 2, 3))) int fail(struct sandbox_failure *fa
 /* linux/keyctl.h */
 #define KEYCTL_JOIN_SESSION_KEYRING 1
 
-int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_failure *failure)
+int sandbox_leave_root_session(bool must_lead, struct sandbox_status *status, struct sandbox_failure *failure)
 {
-	if (setsid() < 0 && getsid(0) != getpid())
-		return fail(failure, "setsid(): %s (start the launcher from a process, not a process group leader)",
-			    strerror(errno));
+	/* Already leading a session (a re-exec) is fine. Not as root, a process group leader keeps
+	 * its group: there is no root session to leave, and the root launch already made this one. */
+	if (setsid() < 0 && getsid(0) != getpid() && must_lead)
+		return fail(failure, "setsid(): %s", strerror(errno));
 	status->keyring_errno = 0;
 	if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) >= 0)
 		return 0;
@@ -280,6 +379,7 @@ int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_fai
 #define LANDLOCK_CREATE_RULESET_VERSION 1U
 #define LANDLOCK_RULE_PATH_BENEATH 1
 enum {
+	FS_EXECUTE = 1 << 0,
 	FS_WRITE_FILE = 1 << 1, FS_REMOVE_DIR = 1 << 4, FS_REMOVE_FILE = 1 << 5, FS_MAKE_CHAR = 1 << 6,
 	FS_MAKE_DIR = 1 << 7, FS_MAKE_REG = 1 << 8, FS_MAKE_SOCK = 1 << 9, FS_MAKE_FIFO = 1 << 10,
 	FS_MAKE_BLOCK = 1 << 11, FS_MAKE_SYM = 1 << 12,
@@ -288,11 +388,22 @@ enum {
 };
 struct ruleset_attr {
 	uint64_t handled_access_fs;
+	uint64_t handled_access_net; /* ABI 4 */
+	uint64_t scoped;             /* ABI 6 */
 };
+/* ABI 6: no signal to, and no abstract socket of, a process outside the worker's own domain. */
+#define SCOPE_ABSTRACT_UNIX_SOCKET 1U
+#define SCOPE_SIGNAL 2U
 struct path_beneath_attr {
 	uint64_t allowed_access;
 	int32_t parent_fd;
 } __attribute__((packed));
+
+/* The dynamic loaders an interpreter may name (the kernel opens them for execution too). */
+static const char *const loaders[] = {
+	"/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-musl-x86_64.so.1",
+	"/lib/ld-musl-aarch64.so.1",
+};
 
 /* Files the worker writes but does not own: the bit buckets and its terminal, if any. */
 static const char *const writable_devices[] = { "/dev/null", "/dev/zero", "/dev/full", "/dev/tty" };
@@ -319,13 +430,15 @@ static int allow_beneath(int ruleset, const char *path, uint64_t access, bool re
 /*
  * Every kind of write is handled, so each is refused outside the rules: the worker's TMPDIR,
  * /dev/shm (the worker's shared-memory transfers and Python's semaphores live there) and the
- * devices above. Reads and execution stay as the file modes say.
+ * devices above. Execution is handled too: only the interpreter, this launcher (the worker
+ * re-executes it) and the loader may be executed. Reads stay as the file modes say.
  */
-static int landlock(const struct policy *p, struct sandbox_status *status, struct sandbox_failure *failure)
+static int landlock(const struct policy *p, const char *tmpdir, struct sandbox_status *status,
+		    struct sandbox_failure *failure)
 {
-	const struct setting *tmpdir = policy_setting(p, "TMPDIR", 6);
 	struct ruleset_attr attr = { 0 };
-	uint64_t files;
+	size_t attr_size = sizeof attr.handled_access_fs;
+	uint64_t files, writes;
 	long abi;
 	int ruleset;
 
@@ -343,17 +456,26 @@ static int landlock(const struct policy *p, struct sandbox_status *status, struc
 		status->landlock_errno = errno;
 		return 0;
 	}
-	attr.handled_access_fs = FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR |
-				 FS_MAKE_REG | FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM |
-				 (abi >= 2 ? FS_REFER : 0) | (abi >= 3 ? FS_TRUNCATE : 0);
+	writes = FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR | FS_MAKE_REG |
+		 FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM | (abi >= 2 ? FS_REFER : 0) |
+		 (abi >= 3 ? FS_TRUNCATE : 0);
+	attr.handled_access_fs = writes | FS_EXECUTE;
+	if (abi >= 6) {
+		attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET;
+		attr_size = sizeof attr;
+	}
 	files = FS_WRITE_FILE | (abi >= 3 ? FS_TRUNCATE : 0);
-	ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+	ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
 	if (ruleset < 0)
 		return fail(failure, "landlock_create_ruleset: %s", strerror(errno));
-	/* The parser makes sure a policy that asks for Landlock sets TMPDIR to an absolute path. */
-	if (allow_beneath(ruleset, tmpdir->entry + tmpdir->name_len + 1, attr.handled_access_fs, true, failure) != 0 ||
-	    allow_beneath(ruleset, "/dev/shm", attr.handled_access_fs, false, failure) != 0)
+	if (allow_beneath(ruleset, tmpdir, writes, true, failure) != 0 ||
+	    allow_beneath(ruleset, "/dev/shm", writes, false, failure) != 0 ||
+	    allow_beneath(ruleset, p->exec, FS_EXECUTE, true, failure) != 0 ||
+	    allow_beneath(ruleset, "/proc/self/exe", FS_EXECUTE, true, failure) != 0)
 		goto failed;
+	for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++)
+		if (allow_beneath(ruleset, loaders[i], FS_EXECUTE, false, failure) != 0)
+			goto failed;
 	for (size_t i = 0; i < sizeof writable_devices / sizeof writable_devices[0]; i++)
 		if (allow_beneath(ruleset, writable_devices[i], files, false, failure) != 0)
 			goto failed;
@@ -369,12 +491,13 @@ failed:
 	return -1;
 }
 
-int sandbox_confine(const struct policy *p, struct sandbox_status *status, struct sandbox_failure *failure)
+int sandbox_confine(const struct policy *p, const char *tmpdir, struct sandbox_status *status,
+		    struct sandbox_failure *failure)
 {
 	static struct filter_insn insns[MAX_INSNS];
 	struct filter_prog prog;
 
-	if (landlock(p, status, failure) != 0)
+	if (landlock(p, tmpdir, status, failure) != 0)
 		return -1;
 	prog.len = (unsigned short)build_filter(insns);
 	prog.insns = insns;
@@ -385,13 +508,13 @@ int sandbox_confine(const struct policy *p, struct sandbox_status *status, struc
 
 void sandbox_audit(const struct policy *p, const struct sandbox_status *status)
 {
-	char landlock_text[96], line[320];
+	char landlock_text[128], line[352];
 
 	if (p->landlock == LANDLOCK_OFF)
 		snprintf(landlock_text, sizeof landlock_text, "landlock off");
 	else if (status->landlock_abi > 0)
-		snprintf(landlock_text, sizeof landlock_text, "landlock ABI %d (writes: TMPDIR, /dev/shm)",
-			 status->landlock_abi);
+		snprintf(landlock_text, sizeof landlock_text, "landlock ABI %d (writes: TMPDIR, /dev/shm; runs: the interpreter%s)",
+			 status->landlock_abi, status->landlock_abi >= 6 ? "; signals: its own" : "");
 	else
 		snprintf(landlock_text, sizeof landlock_text, "landlock unavailable (%s), best-effort",
 			 strerror(status->landlock_errno));

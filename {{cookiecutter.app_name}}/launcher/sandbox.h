@@ -21,17 +21,20 @@ struct sandbox_failure {
 
 /*
  * Leaves root's session, after the drop: setsid() (no controlling terminal or process group of
- * the host's; already leading a session, as on a re-exec, is fine), then a new, empty session
+ * the host's, and a group of the worker's own that its supervisor ends with it; already leading a
+ * session, as on a re-exec, is fine; must_lead false accepts keeping a group one leads), then a new, empty session
  * keyring in place of root's, owned by the worker since the drop came first.
  */
-int sandbox_leave_root_session(struct sandbox_status *status, struct sandbox_failure *failure);
+int sandbox_leave_root_session(bool must_lead, struct sandbox_status *status, struct sandbox_failure *failure);
 
 /*
- * Landlock (as the policy says) and then the system-call filter. Call it after
+ * Landlock (as the policy says; writes beneath tmpdir, this launch's TMPDIR) and then the
+ * system-call filter. Call it after
  * PR_SET_NO_NEW_PRIVS, before closing descriptors and execve. Fails closed: -1 means the worker
  * must not run.
  */
-int sandbox_confine(const struct policy *policy, struct sandbox_status *status, struct sandbox_failure *failure);
+int sandbox_confine(const struct policy *policy, const char *tmpdir, struct sandbox_status *status,
+		    struct sandbox_failure *failure);
 
 /* One audit line on stderr, "launcher: audit: sandbox: ...": what the worker got. */
 void sandbox_audit(const struct policy *policy, const struct sandbox_status *status);

@@ -52,7 +52,9 @@ def test_signal_from_inside_reaches_the_caller(launcher: Launcher, worker: Accou
 def test_signal_to_the_launchers_pid_reaches_the_worker(
     launcher: Launcher, worker: Account
 ) -> None:
-    """execve, not fork: the host's pid for `python` is the worker's pid."""
+    """The host's pid for `python` is the launcher's, which stays to supervise the worker (so that
+    nothing the worker starts outlives it): a signal sent there is passed down to the worker, and
+    the worker's death by it comes back up."""
     launcher.write_policy(minimal_policy(worker))
     code = "import os, sys; print(os.getpid(), flush=True); sys.stdin.read()"
     with subprocess.Popen(
@@ -66,7 +68,7 @@ def test_signal_to_the_launchers_pid_reaches_the_worker(
         deadline = time.monotonic() + 30
         while not select.select([worker_process.stdout], [], [], 0.1)[0]:
             assert time.monotonic() < deadline, "the worker never started"
-        assert int(worker_process.stdout.readline()) == worker_process.pid
+        assert int(worker_process.stdout.readline()) != worker_process.pid
         os.kill(worker_process.pid, signal.SIGTERM)
         assert worker_process.wait(timeout=30) == -signal.SIGTERM
 

@@ -266,7 +266,7 @@ def test_exit_status_and_death_by_signal_reach_the_host(
         ["-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
         env=platform_env(platform),
     )
-    assert killed.returncode == 128 + signal.SIGKILL
+    assert killed.returncode == -signal.SIGKILL
 
 
 def children(pid: int) -> list[int]:
@@ -284,10 +284,12 @@ def start(launcher: Launcher, code: str, env: dict[str, str]) -> subprocess.Pope
 
 
 def processes_of(pid: int, broker: Account, worker: Account) -> tuple[int, int]:
-    """(broker pid, worker pid) among the launcher's children, polled until both run."""
+    """(broker pid, worker pid) among the children of the launcher's supervisor (its one child),
+    polled until both run."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while time.monotonic() < deadline:
-        owners = {os.stat(f"/proc/{child}").st_uid: child for child in children(pid)}
+        below = [grandchild for child in children(pid) for grandchild in children(child)]
+        owners = {os.stat(f"/proc/{child}").st_uid: child for child in below}
         if broker.uid in owners and worker.uid in owners:
             return owners[broker.uid], owners[worker.uid]
         time.sleep(0.05)  # polling the process table, bounded by the deadline
@@ -364,14 +366,15 @@ def test_orphans_of_the_worker_leave_no_zombie(
     process = start(brokered, ORPHAN, platform_env(platform))
     assert process.stdout
     worker_pid = int(process.stdout.readline())
+    (supervisor,) = children(process.pid)
     broker_pid = next(
-        c for c in children(process.pid) if os.stat(f"/proc/{c}").st_uid == broker.uid
+        c for c in children(supervisor) if os.stat(f"/proc/{c}").st_uid == broker.uid
     )
     expected = {broker_pid, worker_pid}
     deadline = time.monotonic() + DEADLINE_SECONDS
-    while set(children(process.pid)) != expected and time.monotonic() < deadline:
-        time.sleep(0.05)  # the launcher reaps the orphan when its SIGCHLD arrives
-    remaining = set(children(process.pid))
+    while set(children(supervisor)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)  # the supervisor reaps the orphan when its SIGCHLD arrives
+    remaining = set(children(supervisor))
     process.kill()
     process.communicate(timeout=DEADLINE_SECONDS)
     assert remaining == expected

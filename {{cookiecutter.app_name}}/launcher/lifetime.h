@@ -1,0 +1,58 @@
+/*
+ * The worker's lifetime: nothing it starts outlives it, and no launch reaches into another.
+ * launcher/README.md, "Lifetime", says which mechanism holds on which kernel.
+ */
+#ifndef LAUNCHER_LIFETIME_H
+#define LAUNCHER_LIFETIME_H
+
+#include "policy.h"
+
+#include <sys/types.h>
+
+enum { LAUNCH_TMPDIR_ENTRY_MAX = POLICY_MAX_LINE + 32 };
+
+/* This launch's account and directory. */
+struct launch {
+	uid_t uid;
+	gid_t gid;
+	bool own_uid;                                 /* from launch-uids: no other live launch runs as uid */
+	char tmpdir_entry[LAUNCH_TMPDIR_ENTRY_MAX];   /* "TMPDIR=<policy's>/<uid>", or "" without launch-uids */
+};
+
+/*
+ * As root, with launch-uids: takes the first uid of the range that no live launch holds (a lock
+ * beneath TMPDIR, held until this launcher and its supervisor end) and makes its TMPDIR, owned by
+ * that uid. Without launch-uids the worker runs as the user's uid. Fails closed.
+ */
+void launch_claim(const struct policy *policy, uid_t user_uid, gid_t gid, struct launch *launch);
+
+/* Not as root: the TMPDIR entry of a process whose uid is one of launch-uids, or "" otherwise. */
+void launch_tmpdir_of(const struct policy *policy, uid_t uid, struct launch *launch);
+
+/*
+ * The launcher the host started stays to pass the host's signals down and the exit status up;
+ * this returns in its child, the supervisor: the subreaper of everything the worker starts, which
+ * ends it all when the worker ends, and also when the host kills the launcher (SIGKILL).
+ */
+void become_supervisor(void);
+
+/* fork(); the child gets back the signal mask the launcher was started with. */
+pid_t fork_child(void);
+
+/* In a child of the supervisor, after the drop: die with it (SIGKILL) rather than outlive it. */
+void die_with_parent(void);
+
+/* In the worker, as a launch uid of its own: ends whatever an earlier launch of that uid left. */
+void end_leftovers_of_uid(void);
+
+/* What the host sees of a child's end: its exit status, or 128 + the signal that killed it. */
+int exit_code_of(int status);
+
+/*
+ * The supervisor's loop: signals to the worker; when the worker ends (or the broker, or the
+ * launcher above), every process of the worker's group and the broker's is killed and reaped
+ * before the exit status goes up. broker is 0 when there is none.
+ */
+_Noreturn void supervise(pid_t broker, pid_t worker);
+
+#endif
