@@ -176,11 +176,42 @@ def sandbox_dirs(worker: Account) -> Iterator[SandboxDirs]:
     shutil.rmtree(top, ignore_errors=True)
 
 
-def default_policy(worker: Account, extra: str = "", dirs: SandboxDirs | None = None) -> str:
+@dataclass(frozen=True)
+class LaunchUids:
+    first: int
+    last: int
+    dirs: SandboxDirs  # HOME, and TMPDIR: root's, 0711, each launch's own directory made in it
+
+    def directive(self) -> str:
+        return f"launch-uids {self.first}-{self.last}"
+
+
+@pytest.fixture(scope="session")
+def launch_uids() -> Iterator[LaunchUids]:
+    """Eight uids no account of this machine has, and the root-owned directory their TMPDIRs and
+    locks go in, as image/harden.py makes them."""
+    taken = {entry.pw_uid for entry in pwd.getpwall()}
+    first = next(f for f in range(61000, 65000, 8) if not taken & set(range(f, f + 8)))
+    top = Path(tempfile.mkdtemp(prefix="launcher-launches-", dir="/var/tmp"))
+    top.chmod(0o755)
+    dirs = SandboxDirs(top / "home", top / "tmp")
+    dirs.home.mkdir(mode=0o755)
+    dirs.tmpdir.mkdir(mode=0o711)
+    yield LaunchUids(first, first + 7, dirs)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def default_policy(
+    worker: Account, extra: str = "", dirs: SandboxDirs | None = None, uids: LaunchUids | None = None
+) -> str:
     """The shipped policy.conf with this machine's interpreter, the test account and, when given,
     the test's HOME and TMPDIR (without them, Landlock is switched off: the image's paths do not
-    exist on the test machine)."""
+    exist on the test machine). launch-uids only with uids (their directories then), so that the
+    other tests see the worker run as the account itself."""
     text = (LAUNCHER_DIR / "policy.conf").read_text()
+    assert re.search(r"(?m)^launch-uids ", text), "the shipped policy gives each launch its own uid"
+    text = re.sub(r"(?m)^launch-uids .*$", uids.directive() if uids else "", text)
+    dirs = uids.dirs if uids else dirs
     text = re.sub(r"(?m)^exec .*$", f"exec {PYTHON}", text)
     text = re.sub(r"(?m)^user .*$", f"user {worker.name}", text)
     text = re.sub(r"(?m)^broker .*$", f"broker {BROKER}", text)
