@@ -30,6 +30,9 @@ SANDBOX_CHECKS = (
     "TMPDIR private",
     "cannot write /tmp or /var/tmp",
     "no sys.path entry writable",
+    "a program the worker writes does not run",
+    "a process left behind ends with the worker",
+    "another launch's /proc/<pid>/mem out of reach",
 )
 # The rows verify-image must print as passing: if one disappears, the check went missing.
 REQUIRED_CHECKS = (
@@ -47,6 +50,7 @@ REQUIRED_CHECKS = (
     "no package installer modules",
     *SANDBOX_CHECKS,
     "function app imports, health answers",
+    "the next worker starts and answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
     "no python ahead of the launcher (host dir, cwd, PATH)",

@@ -224,11 +224,38 @@ def policy_setting(policy: Path, name: str) -> Path:
     return Path(values[0])
 
 
+def launch_uids(policy: Path) -> range:
+    """The policy's `launch-uids FIRST-LAST`, or an empty range."""
+    found = policy_arguments(policy, "launch-uids")
+    if not found:
+        return range(0)
+    first, _, last = found[0].partition("-")
+    return range(int(first), int(last) + 1)
+
+
+def name_launch_uids(policy: Path, user: str) -> None:
+    """Each launch runs as a uid of its own (launcher/README.md, "Lifetime"): none may belong to
+    an account of the base (the broker's above all), and each is named in /etc/passwd, in the
+    worker's group, without a password or a shell, so that tools show a name for it."""
+    uids = launch_uids(policy)
+    passwd = Path("/etc/passwd")
+    lines = passwd.read_text().splitlines()
+    taken = {int(fields[2]): fields[0] for fields in (line.split(":") for line in lines) if len(fields) > 2}
+    clashes = sorted(f"{uid} ({taken[uid]})" for uid in uids if uid in taken)
+    if clashes:
+        fail(f"the policy's launch-uids {uids.start}-{uids.stop - 1} include accounts of the base: "
+             f"{', '.join(clashes)}; choose another range.")
+    entry = pwd.getpwnam(user)
+    lines += [f"{user}-{uid}:x:{uid}:{entry.pw_gid}:launch uid:/nonexistent:/usr/sbin/nologin" for uid in uids]
+    passwd.write_text("\n".join(lines) + "\n")
+
+
 def make_worker_directories(policy: Path, user: str) -> None:
     """HOME root-owned and empty: nothing there for a later interpreter to read (~/.local user
     site, dotfiles). TMPDIR the worker's alone (0700), since it may not write the shared /tmp and
-    /var/tmp: those become root's (0755). The host runs as root and still writes both; nothing
-    the worker runs needs them (Python's tempfile follows TMPDIR)."""
+    /var/tmp: those become root's (0755). Under launch-uids, TMPDIR is root's (0711) and holds
+    each launch's own directory, which the launcher makes. The host runs as root and still writes
+    /tmp and /var/tmp; nothing the worker runs needs them (Python's tempfile follows TMPDIR)."""
     entry = pwd.getpwnam(user)
     home, tmpdir = policy_setting(policy, "HOME"), policy_setting(policy, "TMPDIR")
     for shared in (Path("/tmp"), Path("/var/tmp")):  # noqa: S108 (made root's, not used)
@@ -242,8 +269,12 @@ def make_worker_directories(policy: Path, user: str) -> None:
     if leftovers:
         fail(f"{home} (the worker's HOME) must be empty; it holds {leftovers}.")
     tmpdir.mkdir(parents=True, exist_ok=True)
-    os.chown(tmpdir, entry.pw_uid, entry.pw_gid)
-    tmpdir.chmod(0o700)
+    if launch_uids(policy):
+        os.chown(tmpdir, 0, 0)
+        tmpdir.chmod(0o711)
+    else:
+        os.chown(tmpdir, entry.pw_uid, entry.pw_gid)
+        tmpdir.chmod(0o700)
 
 
 def make_read_only(tops: list[Path]) -> None:
@@ -384,6 +415,7 @@ def main() -> None:
     check_interpreter_starts(real, library_path)
     install_policy(args.policy, real, library_path)
     install_broker(args.broker)
+    name_launch_uids(args.policy, args.worker_user)
     make_worker_directories(args.policy, args.worker_user)
     paths = sysconfig.get_paths()
     # Resolved: /opt/python/3.12 is a link to the full version's directory, which walks see.

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from launch_probes import launch_rows
 from rootfs import RootFS, engine_run, export, image_env, inspect
 
 # What the Functions platform puts in the host's environment and the worker must never see
@@ -213,6 +214,7 @@ def verify(engine: str, image: str, user: str) -> list[Row]:
         if not_running:
             return [("image starts as its entrypoint", False, not_running)]
         rows += probe_rows(engine, container, marker, user)
+        rows += launch_rows(engine, container)
         environment = image_env(engine, image)
         search_path = environment.get("PATH", "/usr/bin:/bin")
         # The .NET host otherwise opens a diagnostics socket (dotnet-diagnostic-*) in /tmp through

@@ -20,6 +20,20 @@ from pathlib import Path
 Result = tuple[bool, str]
 
 
+def launch_uids() -> range:
+    """The policy's launch-uids: each launch runs as one of these, in the worker's group."""
+    try:
+        policy = Path("/etc/launcher/policy.conf").read_text().splitlines()
+    except OSError:
+        return range(0)
+    for line in policy:
+        words = line.split()
+        if words[:1] == ["launch-uids"] and len(words) > 1:
+            first, _, last = words[1].partition("-")
+            return range(int(first), int(last) + 1)
+    return range(0)
+
+
 def runs_as_worker(user: str) -> Result:
     uids, gids, groups = os.getresuid(), os.getresgid(), os.getgroups()
     actual = f"uid {uids[0]} gid {gids[0]} groups {groups}"
@@ -27,9 +41,11 @@ def runs_as_worker(user: str) -> Result:
         expected = pwd.getpwnam(user)
     except KeyError:
         return False, f"{actual}; the image has no account {user}"
-    ok = set(uids) == {expected.pw_uid} and set(gids) == {expected.pw_gid} and 0 not in groups
-    ok = ok and expected.pw_uid != 0
-    return ok, f"{actual} (expected {user}={expected.pw_uid})"
+    allowed = {expected.pw_uid, *launch_uids()}
+    ok = len(set(uids)) == 1 and uids[0] in allowed and set(gids) == {expected.pw_gid}
+    ok = ok and 0 not in groups and uids[0] != 0
+    own = " (a launch uid of its own)" if uids[0] in launch_uids() else ""
+    return ok, f"{actual}{own} (expected {user}={expected.pw_uid} or its launch uids)"
 
 
 def environ_is_clean(marker: str) -> Result:
@@ -267,6 +283,61 @@ def no_writable_sys_path() -> Result:
     )
 
 
+def written_program_refused() -> Result:
+    """A program the worker brings (a copy of one, written to TMPDIR; a memfd) must not run:
+    nothing it creates may carry an execute bit, whatever the kernel (the launcher's filter)."""
+    import errno
+    import shutil
+
+    def attempt(action: Callable[[], object]) -> str:
+        try:
+            action()
+            return "ok"
+        except OSError as error:
+            return errno.errorcode[error.errno]
+
+    def run(path: str) -> str:
+        child = os.fork()
+        if child == 0:
+            try:
+                os.execv(path, [path, "--version"])
+            except OSError as error:
+                os._exit(100 + error.errno)
+        code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+        return errno.errorcode[code - 100] if code > 100 else "ran"
+
+    where = Path(os.environ.get("TMPDIR") or "/tmp")  # noqa: S108 (the unhardened image's)
+    copy = where / f"verify-image-program-{os.getpid()}"
+    shutil.copyfile(os.path.realpath(sys.executable), copy)
+    try:
+        made = attempt(lambda: copy.chmod(0o755))
+        ran = run(str(copy))
+        created = attempt(lambda: os.close(os.open(f"{copy}-x", os.O_CREAT | os.O_WRONLY, 0o755)))
+        memfd = attempt(lambda: os.close(os.memfd_create("program", 0)))
+    finally:
+        for leftover in (copy, Path(f"{copy}-x")):
+            leftover.unlink(missing_ok=True)
+    ok = (made, ran, created, memfd) == ("EPERM", "EACCES", "EPERM", "EPERM")
+    return ok, (f"copy in {where}: chmod +x {made}, run {ran}; create with +x {created}; "
+                f"memfd {memfd}; {landlock_execution()}")  # fmt: skip
+
+
+def landlock_execution() -> str:
+    """Whether the kernel here also confines execution (Landlock): then even a program already in
+    the image cannot be run; without it, the filter alone holds, for what the worker writes."""
+    import ctypes
+    import platform
+
+    number = {"x86_64": 444, "aarch64": 444}[platform.machine()]
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(ctypes.c_long(number), None, ctypes.c_long(0), ctypes.c_long(1))
+    if abi > 0:
+        return f"Landlock ABI {abi}: only the interpreter, the launcher and the loader may run"
+    return ("no Landlock here: a program already in the image could be run (the image keeps "
+            "only the host's, the interpreter and the launcher)")  # fmt: skip
+
+
 def health_answers() -> Result:
     root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")  # noqa: SIM112
     os.chdir(root)
@@ -309,6 +380,7 @@ def main() -> None:
         "TMPDIR private": tmpdir_private,
         "cannot write /tmp or /var/tmp": cannot_write_shared_tmp,
         "no sys.path entry writable": no_writable_sys_path,
+        "a program the worker writes does not run": written_program_refused,
         "function app imports, health answers": health_answers,
     }
     results: dict[str, Result] = {}
