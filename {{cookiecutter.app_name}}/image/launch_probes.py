@@ -18,6 +18,9 @@ read_end, write_end = os.pipe()
 if os.fork() == 0:
     if os.fork() == 0:
         os.write(write_end, str(os.getpid()).encode())
+        quiet = os.open('/dev/null', os.O_RDWR)  # holds none of the launch's output open
+        for fd in (0, 1, 2):
+            os.dup2(quiet, fd)
         while True:
             time.sleep(1)
     os._exit(0)
