@@ -6,11 +6,14 @@
 #include "sandbox.c"
 #undef sandbox_confine
 
-int sandbox_confine(const struct policy *p, const char *tmpdir, struct sandbox_status *status,
+int sandbox_confine(const struct policy *p, const char *tmpdir, int *listener, struct sandbox_status *status,
 		    struct sandbox_failure *failure)
 {
 	(void)p;
 	(void)tmpdir;
+	(void)listener;
+	status->filter = FILTER_PLAIN;
+	status->filter_errno = 0;
 	(void)failure;
 	status->landlock_abi = 0;
 	status->landlock_errno = 0;

@@ -59,7 +59,7 @@ static void check_broker_program(void)
 	if (!S_ISREG(st.st_mode))
 		die(EXIT_BROKER, "%s: not a regular file", BROKER_PATH);
 	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
-		die(EXIT_BROKER, "%s: must be owned by root and writable by nobody else", BROKER_PATH);
+		refuse(EXIT_BROKER, "%s: must be owned by root and writable by nobody else", BROKER_PATH);
 }
 
 /* Letters, digits and '-': a client id is a GUID, and it reaches a query string in the broker. */
@@ -165,7 +165,7 @@ static _Noreturn void become_broker(const struct policy *p, uid_t uid, gid_t gid
 	die_with_parent();
 	/* The broker parses what the worker writes: it gets the worker's sandbox too (its TMPDIR is
 	 * the policy's, which it cannot write: it writes nothing). */
-	confine(p, tmpdir_of_policy(p), true, false);
+	confine(p, tmpdir_of_policy(p), true, false, -1);
 	execve(p->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s) for the broker: %s", p->exec, strerror(errno));
 }

@@ -66,8 +66,8 @@ static uint32_t run(const struct filter_insn *prog, size_t len, const struct cal
 	errx(1, "the program runs off its end for system call %u", c->nr);
 }
 
-/* The rules as written, looked up one by one. */
-static uint32_t expected(const struct call *c)
+/* The rules as written, looked up one by one; `refuse` is EPERM, or RET_USER_NOTIF when watched. */
+static uint32_t expected(const struct call *c, uint32_t refuse)
 {
 	if (c->arch != NATIVE_ARCH)
 		return RET_KILL_PROCESS;
@@ -75,8 +75,12 @@ static uint32_t expected(const struct call *c)
 	if (c->nr & X32_SYSCALL_BIT)
 		return RET_KILL_PROCESS;
 #endif
-	const uint32_t execute = 0111, creates = 0100 | 020000000, refuse = RET_ERRNO | EPERM;
+	const uint32_t execute = 0111, creates = 0100 | 020000000;
 
+	if (c->nr == SANDBOX_PROBE_NR)
+		return RET_ERRNO | SANDBOX_PROBE_ERRNO;
+	if (c->nr == SYS_seccomp)
+		return c->arg1 & 8 ? refuse : RET_ALLOW; /* SECCOMP_FILTER_FLAG_NEW_LISTENER */
 	if (c->nr == SYS_clone3 || c->nr == SYS_openat2)
 		return RET_ERRNO | ENOSYS;
 	if (c->nr == SYS_setxattr || c->nr == SYS_lsetxattr || c->nr == SYS_fsetxattr || c->nr == SYS_setxattrat)
@@ -96,24 +100,27 @@ static uint32_t expected(const struct call *c)
 		return (c->arg1 & creates) && (c->arg2 & execute) ? refuse : RET_ALLOW;
 #endif
 	if (c->nr == SYS_clone)
-		return c->arg0 & CLONE_NEW_ANY ? RET_ERRNO | EPERM : RET_ALLOW;
+		return c->arg0 & CLONE_NEW_ANY ? refuse : RET_ALLOW;
 	if (c->nr == SYS_ioctl)
-		return c->arg1 == IOCTL_TIOCSTI || c->arg1 == IOCTL_TIOCLINUX ? RET_ERRNO | EPERM : RET_ALLOW;
+		return c->arg1 == IOCTL_TIOCSTI || c->arg1 == IOCTL_TIOCLINUX ? refuse : RET_ALLOW;
 	for (size_t i = 0; i < REFUSED; i++)
-		if (refused[i] == c->nr)
-			return RET_ERRNO | EPERM;
+		if (refused[i].nr == c->nr)
+			return refuse;
 	return RET_ALLOW;
 }
 
-int main(void)
+/* Every number, ABI and pair of argument values against the rules; the longest path taken. */
+static size_t check(uint32_t refuse, size_t *checked, size_t *refusals, size_t *len)
 {
 	static struct filter_insn prog[MAX_INSNS];
-	size_t len = build_filter(prog), steps, longest = 0, checked = 0, refusals = 0;
-	/* clone flags, ioctl commands, open flags (O_CREAT, O_TMPFILE), modes, memfd flags (NOEXEC_SEAL, EXEC). */
+	size_t steps, longest = 0;
+	/* clone flags, ioctl commands, open flags (O_CREAT, O_TMPFILE), modes, memfd flags (NOEXEC_SEAL,
+	 * EXEC), seccomp's NEW_LISTENER flag (8). */
 	const uint32_t args[] = { 0, 0x11, 0x5412, 0x541c, 0x10000000, 0x20000, 0x7e020000, 0x1200011, 0xffffffff,
 				  0x40, 0x410000, 0x1ed, 0x1a4, 0x8, 0x10, 0x9, 0x41, 0100 };
 	const uint32_t arches[] = { NATIVE_ARCH, 0x40000003U /* i386 */, 0x40000028U /* arm */, 0 };
 
+	*len = build_filter(prog, refuse);
 	for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++)
 		for (uint32_t nr = 0; nr < 1024; nr++)
 			for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
@@ -122,16 +129,28 @@ int main(void)
 					for (size_t x = 0; x < 2; x++) {
 						/* Every pair of values, in every pair of neighbouring arguments. */
 						struct call c = { arches[a], numbers[x], args[i], args[j], args[i], args[j] };
-						uint32_t got = run(prog, len, &c, &steps), want = expected(&c);
+						uint32_t got = run(prog, *len, &c, &steps), want = expected(&c, refuse);
 						if (got != want)
 							errx(1, "arch %#x, system call %u (%#x, %#x): the filter answers %#x, the rules %#x",
 							     c.arch, c.nr, c.arg0, c.arg1, got, want);
 						if (steps > longest)
 							longest = steps;
-						refusals += got == (RET_ERRNO | EPERM);
-						checked++;
+						*refusals += got == refuse;
+						++*checked;
 					}
 				}
+	return longest;
+}
+
+int main(void)
+{
+	size_t checked = 0, refusals = 0, len = 0, longest = check(RET_ERRNO | EPERM, &checked, &refusals, &len);
+	size_t watched_len = 0, watched_longest = check(RET_USER_NOTIF, &checked, &refusals, &watched_len);
+
+	if (watched_len > len)
+		len = watched_len;
+	if (watched_longest > longest)
+		longest = watched_longest;
 	printf("filter: %zu instructions, longest path %zu; %zu calls checked against the rules, %zu refused\n", len,
 	       longest, checked, refusals);
 	return 0;

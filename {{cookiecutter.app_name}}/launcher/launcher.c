@@ -14,8 +14,10 @@
  */
 #define _GNU_SOURCE
 #include "launcher.h"
+#include "events.h"
 #include "lifetime.h"
 #include "sandbox.h"
+#include "watch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -54,6 +56,18 @@ _Noreturn void die(int status, const char *fmt, ...)
 	_exit(status);
 }
 
+_Noreturn void refuse(int status, const char *fmt, ...)
+{
+	char message[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	event_report(EVENT_LAUNCHER, getpid(), message);
+	die(status, "%s", message);
+}
+
 /* Whoever can write the policy's directory can replace the file itself, whatever its own mode. */
 static void check_policy_directory(void)
 {
@@ -67,9 +81,9 @@ static void check_policy_directory(void)
 	if (stat(dir, &st) != 0)
 		die(EXIT_POLICY, "stat(%s): %s", dir, strerror(errno));
 	if (st.st_uid != 0)
-		die(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", dir, (unsigned)st.st_uid);
+		refuse(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", dir, (unsigned)st.st_uid);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		die(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", dir);
+		refuse(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", dir);
 }
 
 /* The policy decides what the worker sees, so anyone who could edit it would own the worker too. */
@@ -89,9 +103,9 @@ static size_t read_policy(char *text)
 	if (!S_ISREG(st.st_mode))
 		die(EXIT_POLICY, "%s: not a regular file", POLICY_PATH);
 	if (st.st_uid != 0)
-		die(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", POLICY_PATH, (unsigned)st.st_uid);
+		refuse(EXIT_POLICY, "%s: owned by uid %u, not root (chown root)", POLICY_PATH, (unsigned)st.st_uid);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		die(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", POLICY_PATH);
+		refuse(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", POLICY_PATH);
 	if (st.st_size > POLICY_MAX_BYTES)
 		die(EXIT_POLICY, "%s: larger than %d bytes", POLICY_PATH, POLICY_MAX_BYTES);
 	for (;;) {
@@ -120,10 +134,10 @@ static void check_exec(const struct policy *p)
 	if (!S_ISREG(st.st_mode) || !(st.st_mode & S_IXUSR))
 		die(EXIT_POLICY, "%s:%u: exec %s: not an executable file", POLICY_PATH, p->exec_line, p->exec);
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
-		die(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
+		refuse(EXIT_POLICY, "%s:%u: exec %s: writable by group or others", POLICY_PATH, p->exec_line, p->exec);
 	if (st.st_uid != 0)
-		die(EXIT_POLICY, "%s:%u: exec %s: owned by uid %u, not root", POLICY_PATH, p->exec_line, p->exec,
-		    (unsigned)st.st_uid);
+		refuse(EXIT_POLICY, "%s:%u: exec %s: owned by uid %u, not root", POLICY_PATH, p->exec_line, p->exec,
+		       (unsigned)st.st_uid);
 }
 
 static int lookup_id(const char *file, const char *name, size_t name_len, int field, unsigned *id, unsigned *next)
@@ -285,25 +299,32 @@ void close_fds_from(unsigned first)
 		close((int)fd);
 }
 
-void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit)
+void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit, int watcher)
 {
 	struct sandbox_status sandbox;
 	struct sandbox_failure failure;
+	int listener = -1;
 
-	/* After the drop: the new keyring is the account's, and root's is gone with the old one. */
-	if (sandbox_leave_root_session(must_lead, &sandbox, &failure) != 0)
+	/* After the drop: the new keyring is the account's, and root's is gone with the old one. A
+	 * re-exec inside a launch (the filter already in place) has both, and may leave neither: its
+	 * setsid and keyctl would only be refused, and reported as an attack. */
+	sandbox.keyring_errno = 0;
+	if (!sandbox_filter_in_place() && sandbox_leave_root_session(must_lead, &sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-	if (sandbox_confine(policy, tmpdir, &sandbox, &failure) != 0)
+	if (sandbox_confine(policy, tmpdir, watcher >= 0 ? &listener : NULL, &sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
+	if (listener >= 0)
+		watch_send_listener(watcher, listener);
 	if (audit)
 		sandbox_audit(policy, &sandbox);
 }
 
-_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, char **argv, char **env)
+_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, int watcher, char **argv,
+			   char **env)
 {
-	confine(policy, tmpdir, must_lead, policy->audit);
+	confine(policy, tmpdir, must_lead, policy->audit, watcher);
 	close_fds_from(3); /* the host's open sockets and files must not leak into the worker */
 	execve(policy->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s): %s", policy->exec, strerror(errno));
@@ -341,6 +362,7 @@ int main(int argc, char **argv)
 	static char text[POLICY_MAX_BYTES + 1];
 	static struct policy policy;
 	static struct launch launch;
+	static struct watch watch;
 	static char endpoint_entry[64], header_entry[96];
 	struct policy_error err;
 	bool as_root = geteuid() == 0, identity;
@@ -359,10 +381,10 @@ int main(int argc, char **argv)
 	env = build_env(&policy, as_root, &n_env);
 	if (!as_root) {
 		if (policy.nonroot == NONROOT_REFUSE)
-			die(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
-			    (unsigned)geteuid());
+			refuse(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
+			       (unsigned)geteuid());
 		launch_tmpdir_of(&policy, geteuid(), &launch);
-		exec_worker(&policy, worker_tmpdir(&policy, &launch, env), false, argv, env);
+		exec_worker(&policy, worker_tmpdir(&policy, &launch, env), false, -1, argv, env);
 	}
 	launch_claim(&policy, uid, gid, &launch);
 	tmpdir = worker_tmpdir(&policy, &launch, env);
@@ -386,13 +408,16 @@ int main(int argc, char **argv)
 		env[n_env++] = header_entry;
 		env[n_env] = NULL;
 	}
+	watch_prepare(&watch);
 	worker = fork_child();
 	if (worker == 0) {
+		int watcher = watch_in_worker(&watch);
 		drop_root(launch.uid, launch.gid);
 		die_with_parent();
 		if (launch.own_uid)
 			end_leftovers_of_uid();
-		exec_worker(&policy, tmpdir, true, argv, env);
+		exec_worker(&policy, tmpdir, true, watcher, argv, env);
 	}
-	supervise(broker, worker);
+	watch_in_supervisor(&watch);
+	supervise(broker, worker, &watch);
 }

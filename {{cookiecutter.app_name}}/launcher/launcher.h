@@ -27,6 +27,9 @@ enum {
 /* One line on stderr, "launcher: " first, then _exit(status). */
 _Noreturn __attribute__((format(printf, 2, 3))) void die(int status, const char *fmt, ...);
 
+/* die(), for a refusal only tampering explains (an unsafe policy, say): a security event first. */
+_Noreturn __attribute__((format(printf, 2, 3))) void refuse(int status, const char *fmt, ...);
+
 /* setgroups, setgid, setuid, then proof that root cannot be regained. */
 void drop_root(uid_t uid, gid_t gid);
 
@@ -35,10 +38,14 @@ void drop_root(uid_t uid, gid_t gid);
  * PR_SET_NO_NEW_PRIVS, then the sandbox (Landlock as the policy says, the system-call filter);
  * the audit line when asked. Fails closed (EXIT_SANDBOX).
  */
-void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit);
+void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit, int watcher);
 
-/* confine(), descriptors above 2 closed, execve: the last steps of every worker start. */
-_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, char **argv, char **env);
+/*
+ * confine(), descriptors above 2 closed, execve: the last steps of every worker start. watcher:
+ * the socket to hand the filter's listener to the supervisor on (watch.c), or -1 for none.
+ */
+_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, int watcher, char **argv,
+			   char **env);
 
 /*
  * The identity broker (broker.c): started as its own account with the platform's identity

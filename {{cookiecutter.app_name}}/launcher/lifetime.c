@@ -16,7 +16,9 @@
  */
 #define _GNU_SOURCE
 #include "lifetime.h"
+#include "events.h"
 #include "launcher.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -84,8 +87,8 @@ static int open_launch_directory(const struct policy *p)
 	if (fstat(dir, &st) != 0)
 		die(EXIT_POLICY, "fstat(%s): %s", path, strerror(errno));
 	if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH)))
-		die(EXIT_POLICY, "%s: must be owned by root and writable by nobody else (launch-uids keeps its locks there)",
-		    path);
+		refuse(EXIT_POLICY, "%s: must be owned by root and writable by nobody else (launch-uids keeps its locks there)",
+		       path);
 	return dir;
 }
 
@@ -164,7 +167,7 @@ pid_t fork_child(void)
 
 	if (pid < 0)
 		die(EXIT_SYSTEM, "fork: %s", strerror(errno));
-	if (pid == 0 && sigprocmask(SIG_SETMASK, &original_mask, NULL) != 0)
+	if (pid == 0 && (sigprocmask(SIG_SETMASK, &original_mask, NULL) != 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR))
 		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
 	return pid;
 }
@@ -240,6 +243,9 @@ void become_supervisor(void)
 	/* The worker's orphans come back to this process, which ends and reaps them: no zombies. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
 		die(EXIT_SYSTEM, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
+	/* It writes the worker's output on to the host, which may be gone: a failed write, not a death. */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		die(EXIT_SYSTEM, "signal(SIGPIPE): %s", strerror(errno));
 	supervisor = getpid();
 }
 
@@ -294,34 +300,54 @@ static pid_t ended_child(void)
 	return info.si_pid;
 }
 
-_Noreturn void supervise(pid_t broker, pid_t worker)
+/* The end of a launch: the worker's last output and the events' counts out, then its status up. */
+static _Noreturn void finish(struct watch *watch, pid_t worker, int status)
+{
+	watch_drain(watch);
+	event_flush(worker);
+	end_as(status);
+}
+
+_Noreturn void supervise(pid_t broker, pid_t worker, struct watch *watch)
 {
 	sigset_t set = signals_with(LAUNCHER_GONE);
+	int signals = signalfd(-1, &set, SFD_CLOEXEC);
 
+	if (signals < 0)
+		die(EXIT_SYSTEM, "signalfd: %s", strerror(errno));
 	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
+		struct pollfd fds[1 + WATCH_POLLFDS];
+		struct signalfd_siginfo info;
+		size_t n = watch_pollfds(watch, fds + 1);
 		pid_t pid;
 
-		if (sig < 0 && errno == EINTR)
-			continue;
-		if (sig < 0)
-			die(EXIT_SYSTEM, "sigwaitinfo: %s", strerror(errno));
-		if (sig == LAUNCHER_GONE) {
-			(void)end_everything(broker, worker, NULL);
-			_exit(128 + SIGKILL);
+		fds[0] = (struct pollfd){ .fd = signals, .events = POLLIN };
+		if (poll(fds, 1 + n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die(EXIT_SYSTEM, "poll: %s", strerror(errno));
 		}
-		if (sig != SIGCHLD) {
-			(void)kill(worker, sig);
+		watch_handle(watch, fds + 1, n);
+		if (!(fds[0].revents & POLLIN) || read(signals, &info, sizeof info) != sizeof info)
+			continue;
+		if (info.ssi_signo == LAUNCHER_GONE) {
+			(void)end_everything(broker, worker, NULL);
+			finish(watch, worker, SIGKILL);
+		}
+		if (info.ssi_signo != SIGCHLD) {
+			(void)kill(worker, (int)info.ssi_signo);
 			continue;
 		}
 		while ((pid = ended_child()) > 0) {
 			if (pid == worker)
-				end_as(end_everything(broker, worker, NULL));
+				finish(watch, worker, end_everything(broker, worker, NULL));
 			if (pid == broker) {
 				/* A worker without its broker would fail every token request: stop it, the
 				 * host starts a new one. */
 				int status = 0;
 				(void)end_everything(broker, worker, &status);
+				watch_drain(watch);
+				event_flush(worker);
 				die(EXIT_BROKER, "identity broker (pid %d) ended with status %d: the worker was stopped",
 				    (int)broker, exit_code_of(status));
 			}

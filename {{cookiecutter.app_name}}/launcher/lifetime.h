@@ -6,6 +6,7 @@
 #define LAUNCHER_LIFETIME_H
 
 #include "policy.h"
+#include "watch.h"
 
 #include <sys/types.h>
 
@@ -49,10 +50,11 @@ void end_leftovers_of_uid(void);
 int exit_code_of(int status);
 
 /*
- * The supervisor's loop: signals to the worker; when the worker ends (or the broker, or the
- * launcher above), every process of the worker's group and the broker's is killed and reaped
- * before the exit status goes up. broker is 0 when there is none.
+ * The supervisor's loop: signals to the worker, the worker's refused calls and output (watch.c);
+ * when the worker ends (or the broker, or the launcher above), every process of the worker's
+ * group and the broker's is killed and reaped before the exit status goes up. broker is 0 when
+ * there is none.
  */
-_Noreturn void supervise(pid_t broker, pid_t worker);
+_Noreturn void supervise(pid_t broker, pid_t worker, struct watch *watch);
 
 #endif

@@ -58,6 +58,7 @@ enum {
 };
 #define RET_KILL_PROCESS 0x80000000U
 #define RET_ERRNO 0x00050000U
+#define RET_USER_NOTIF 0x7fc00000U
 #define RET_ALLOW 0x7fff0000U
 /* struct seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little-endian). */
 enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24, DATA_ARG2_LOW = 32, DATA_ARG3_LOW = 40 };
@@ -65,6 +66,9 @@ enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24, DATA_
 #define PR_SET_SECCOMP 22
 #endif
 #define SECCOMP_MODE_FILTER 2
+/* linux/seccomp.h: seccomp(2)'s operation and flag that hand back a listener for RET_USER_NOTIF. */
+#define SECCOMP_SET_MODE_FILTER 1
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER 8U
 
 /* linux/sched.h: every CLONE_NEW* flag clone() accepts (CLONE_NEWTIME is clone3/unshare only). */
 #define CLONE_NEW_ANY 0x7e020000U /* NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET */
@@ -120,34 +124,41 @@ enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24, DATA_
 #define SYS_landlock_restrict_self 446
 #endif
 
-/* Refused with EPERM, whatever the arguments. */
-static const uint32_t refused[] = {
+/* A system call's number and its name, for the events the supervisor reports. */
+struct named {
+	uint32_t nr;
+	const char *name;
+};
+#define NAMED(call) { SYS_##call, #call }
+
+/* Refused with EPERM (or, watched, reported and then refused: see sandbox.h), whatever the arguments. */
+static const struct named refused[] = {
 	/* New namespaces give a full capability set over a fresh kernel surface: the first step
 	 * of most container escapes. clone's flags are checked below; clone3 answers ENOSYS. */
-	SYS_unshare, SYS_setns,
+	NAMED(unshare), NAMED(setns),
 	/* The worker's process group is how its supervisor ends everything it started: no process
 	 * of the worker's may leave it (launcher/README.md, "Lifetime"). */
-	SYS_setsid, SYS_setpgid,
+	NAMED(setsid), NAMED(setpgid),
 	/* Mounts: useless to a worker, and with a user namespace, a way to reshape its view. */
-	SYS_mount, SYS_umount2, SYS_pivot_root, SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig,
-	SYS_fsmount, SYS_fspick, SYS_mount_setattr,
+	NAMED(mount), NAMED(umount2), NAMED(pivot_root), NAMED(open_tree), NAMED(move_mount), NAMED(fsopen), NAMED(fsconfig),
+	NAMED(fsmount), NAMED(fspick), NAMED(mount_setattr),
 	/* Keyrings are not namespaced: whatever a key grants, the kernel hands out by uid. */
-	SYS_keyctl, SYS_add_key, SYS_request_key,
+	NAMED(keyctl), NAMED(add_key), NAMED(request_key),
 	/* Kernel-side programs, events and paging tricks: the usual exploit primitives. */
-	SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_io_uring_setup, SYS_io_uring_enter,
-	SYS_io_uring_register,
+	NAMED(bpf), NAMED(perf_event_open), NAMED(userfaultfd), NAMED(io_uring_setup), NAMED(io_uring_enter),
+	NAMED(io_uring_register),
 	/* Reading or steering another process of the worker's own account (a sibling worker). */
-	SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_pidfd_getfd, SYS_kcmp,
+	NAMED(ptrace), NAMED(process_vm_readv), NAMED(process_vm_writev), NAMED(pidfd_getfd), NAMED(kcmp),
 	/* Replacing the kernel or loading into it. */
-	SYS_kexec_load, SYS_kexec_file_load, SYS_init_module, SYS_finit_module, SYS_delete_module,
+	NAMED(kexec_load), NAMED(kexec_file_load), NAMED(init_module), NAMED(finit_module), NAMED(delete_module),
 	/* Root's business; nothing a worker calls. */
-	SYS_open_by_handle_at, SYS_fanotify_init, SYS_acct, SYS_swapon, SYS_swapoff, SYS_reboot,
-	SYS_quotactl, SYS_quotactl_fd, SYS_syslog,
+	NAMED(open_by_handle_at), NAMED(fanotify_init), NAMED(acct), NAMED(swapon), NAMED(swapoff), NAMED(reboot),
+	NAMED(quotactl), NAMED(quotactl_fd), NAMED(syslog),
 #ifdef SYS_modify_ldt
-	SYS_modify_ldt, /* x86 only: 16-bit segments, a long history of kernel bugs */
+	NAMED(modify_ldt), /* x86 only: 16-bit segments, a long history of kernel bugs */
 #endif
 #ifdef SYS_uselib
-	SYS_uselib,
+	NAMED(uselib),
 #endif
 };
 
@@ -168,11 +179,14 @@ enum verdict {
 	VERDICT_CREATE_ARG1_ARG2, /* open: creating (flags second) with an execute bit (mode third) */
 	VERDICT_CREATE_ARG2_ARG3, /* openat: the same, one argument later */
 	VERDICT_MEMFD_FLAGS,     /* memfd_create: only with MFD_NOEXEC_SEAL, never MFD_EXEC */
+	VERDICT_NO_LISTENER,     /* seccomp: never a listener of the worker's own (see below) */
+	VERDICT_PROBE,           /* SANDBOX_PROBE_NR: this filter is already in place */
 	VERDICTS,
 };
 struct rule {
 	uint32_t nr;
 	enum verdict verdict;
+	const char *name;
 };
 
 /*
@@ -184,28 +198,32 @@ struct rule {
 static const struct rule by_arguments[] = {
 	/* clone3 passes its flags in memory the filter cannot read: ENOSYS, and glibc falls back
 	 * to clone, whose flags it can. openat2 likewise hides its mode: callers fall back to openat. */
-	{ SYS_clone3, VERDICT_ENOSYS },
-	{ SYS_openat2, VERDICT_ENOSYS },
-	{ SYS_clone, VERDICT_CLONE_FLAGS },
-	{ SYS_ioctl, VERDICT_IOCTL_COMMAND },
-	{ SYS_fchmod, VERDICT_MODE_ARG1 },
-	{ SYS_fchmodat, VERDICT_MODE_ARG2 },
-	{ SYS_fchmodat2, VERDICT_MODE_ARG2 },
-	{ SYS_mknodat, VERDICT_MODE_ARG2 },
-	{ SYS_openat, VERDICT_CREATE_ARG2_ARG3 },
-	{ SYS_memfd_create, VERDICT_MEMFD_FLAGS },
+	{ SYS_clone3, VERDICT_ENOSYS, "clone3" },
+	{ SYS_openat2, VERDICT_ENOSYS, "openat2" },
+	{ SYS_clone, VERDICT_CLONE_FLAGS, "clone" },
+	{ SYS_ioctl, VERDICT_IOCTL_COMMAND, "ioctl" },
+	{ SYS_fchmod, VERDICT_MODE_ARG1, "fchmod" },
+	{ SYS_fchmodat, VERDICT_MODE_ARG2, "fchmodat" },
+	{ SYS_fchmodat2, VERDICT_MODE_ARG2, "fchmodat2" },
+	{ SYS_mknodat, VERDICT_MODE_ARG2, "mknodat" },
+	{ SYS_openat, VERDICT_CREATE_ARG2_ARG3, "openat" },
+	{ SYS_memfd_create, VERDICT_MEMFD_FLAGS, "memfd_create" },
 #ifdef SYS_chmod
-	{ SYS_chmod, VERDICT_MODE_ARG1 },
-	{ SYS_creat, VERDICT_MODE_ARG1 },
-	{ SYS_mknod, VERDICT_MODE_ARG1 },
-	{ SYS_open, VERDICT_CREATE_ARG1_ARG2 },
+	{ SYS_chmod, VERDICT_MODE_ARG1, "chmod" },
+	{ SYS_creat, VERDICT_MODE_ARG1, "creat" },
+	{ SYS_mknod, VERDICT_MODE_ARG1, "mknod" },
+	{ SYS_open, VERDICT_CREATE_ARG1_ARG2, "open" },
 #endif
 	/* An access ACL's owner entry is the mode's owner bits: setting one is a chmod the filter
 	 * cannot read (the name and value are in memory). "Not supported", which copiers accept. */
-	{ SYS_setxattr, VERDICT_EOPNOTSUPP },
-	{ SYS_lsetxattr, VERDICT_EOPNOTSUPP },
-	{ SYS_fsetxattr, VERDICT_EOPNOTSUPP },
-	{ SYS_setxattrat, VERDICT_EOPNOTSUPP },
+	/* A newer filter's RET_USER_NOTIF wins over an older one's, and its listener may let the call
+	 * through (linux/seccomp.h): a worker holding a listener could undo every watched refusal. */
+	{ SYS_seccomp, VERDICT_NO_LISTENER, "seccomp" },
+	{ SANDBOX_PROBE_NR, VERDICT_PROBE, "probe" },
+	{ SYS_setxattr, VERDICT_EOPNOTSUPP, "setxattr" },
+	{ SYS_lsetxattr, VERDICT_EOPNOTSUPP, "lsetxattr" },
+	{ SYS_fsetxattr, VERDICT_EOPNOTSUPP, "fsetxattr" },
+	{ SYS_setxattrat, VERDICT_EOPNOTSUPP, "setxattrat" },
 };
 
 enum { SPECIAL = sizeof by_arguments / sizeof by_arguments[0], RULES = REFUSED + SPECIAL, LEAF_RULES = 4 };
@@ -218,7 +236,7 @@ enum { SPECIAL = sizeof by_arguments / sizeof by_arguments[0], RULES = REFUSED +
  * 64 to 86 us to install here; in this tree, 36 to 40 us (make bench-sandbox prints it).
  * Classic BPF jumps only forward, by at most 255: a program under 256 instructions stays in reach.
  */
-enum { MAX_INSNS = 255, VERDICT_BLOCKS_INSNS = 34 };
+enum { MAX_INSNS = 255, VERDICT_BLOCKS_INSNS = 39 };
 /* At most: the header; per rule a comparison, and (leaves hold two rules or more) half a leaf's
  * allow and half a split; the verdicts' blocks. */
 _Static_assert(6 + 2 * RULES + VERDICT_BLOCKS_INSNS <= MAX_INSNS, "the filter could outgrow its jumps' reach");
@@ -262,32 +280,36 @@ static void sort_by_number(struct rule *rules, size_t n)
 	}
 }
 
-/* Refused when the argument at `offset` has an execute bit: jumps to the shared refusal. */
-static void emit_mode_check(struct filter_insn *prog, size_t *n, uint32_t offset)
+/* Refused when the argument at `offset` has one of `bits`. */
+static void emit_bits_check(struct filter_insn *prog, size_t *n, uint32_t offset, uint32_t bits, uint32_t refusal)
 {
 	emit(prog, n, LOAD_WORD_ABS, 0, 0, offset);
-	emit(prog, n, JUMP_SET, 0, 1, MODE_EXECUTE_BITS);
-	emit(prog, n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	emit(prog, n, JUMP_SET, 0, 1, bits);
+	emit(prog, n, RETURN, 0, 0, refusal);
 	emit(prog, n, RETURN, 0, 0, RET_ALLOW);
 }
 
 /* Only a call that creates (O_CREAT, O_TMPFILE) has a mode the kernel uses. */
-static void emit_create_check(struct filter_insn *prog, size_t *n, uint32_t flags, uint32_t mode)
+static void emit_create_check(struct filter_insn *prog, size_t *n, uint32_t flags, uint32_t mode, uint32_t refusal)
 {
 	emit(prog, n, LOAD_WORD_ABS, 0, 0, flags);
 	emit(prog, n, JUMP_SET, 1, 0, OPEN_CREATES);
 	emit(prog, n, RETURN, 0, 0, RET_ALLOW);
-	emit_mode_check(prog, n, mode);
+	emit_bits_check(prog, n, mode, MODE_EXECUTE_BITS, refusal);
 }
 
-/* The program: check the ABI, search the number, then the blocks that give each verdict. */
-static size_t build_filter(struct filter_insn *prog)
+/*
+ * The program: check the ABI, search the number, then the blocks that give each verdict. What
+ * only exploited code (or a broken dependency) asks for is answered with `refusal`: EPERM, or
+ * RET_USER_NOTIF when the supervisor watches (it reports, then answers EPERM itself).
+ */
+static size_t build_filter(struct filter_insn *prog, uint32_t refusal)
 {
 	struct rule rules[RULES];
 	size_t n = 0, search, searched, block[VERDICTS];
 
 	for (size_t i = 0; i < REFUSED; i++)
-		rules[i] = (struct rule){ refused[i], VERDICT_REFUSE };
+		rules[i] = (struct rule){ refused[i].nr, VERDICT_REFUSE, refused[i].name };
 	for (size_t i = 0; i < SPECIAL; i++)
 		rules[REFUSED + i] = by_arguments[i];
 	sort_by_number(rules, RULES);
@@ -305,38 +327,39 @@ static size_t build_filter(struct filter_insn *prog)
 	searched = n;
 
 	block[VERDICT_REFUSE] = n;
-	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	emit(prog, &n, RETURN, 0, 0, refusal);
 	block[VERDICT_ENOSYS] = n;
 	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | ENOSYS);
 	block[VERDICT_EOPNOTSUPP] = n;
 	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EOPNOTSUPP);
 	block[VERDICT_CLONE_FLAGS] = n;
-	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG0_LOW);
-	emit(prog, &n, JUMP_SET, 0, 1, CLONE_NEW_ANY);
-	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
-	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
+	emit_bits_check(prog, &n, DATA_ARG0_LOW, CLONE_NEW_ANY, refusal);
 	/* The kernel reads ioctl's command as 32 bits: the low word is the whole command. */
 	block[VERDICT_IOCTL_COMMAND] = n;
 	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG1_LOW);
 	emit(prog, &n, JUMP_EQ, 2, 0, IOCTL_TIOCSTI);
 	emit(prog, &n, JUMP_EQ, 1, 0, IOCTL_TIOCLINUX);
 	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
-	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	emit(prog, &n, RETURN, 0, 0, refusal);
 	/* Modes and flags are 32-bit in the kernel (umode_t, int): the low word is all of them. */
 	block[VERDICT_MODE_ARG1] = n;
-	emit_mode_check(prog, &n, DATA_ARG1_LOW);
+	emit_bits_check(prog, &n, DATA_ARG1_LOW, MODE_EXECUTE_BITS, refusal);
 	block[VERDICT_MODE_ARG2] = n;
-	emit_mode_check(prog, &n, DATA_ARG2_LOW);
+	emit_bits_check(prog, &n, DATA_ARG2_LOW, MODE_EXECUTE_BITS, refusal);
 	block[VERDICT_CREATE_ARG1_ARG2] = n;
-	emit_create_check(prog, &n, DATA_ARG1_LOW, DATA_ARG2_LOW);
+	emit_create_check(prog, &n, DATA_ARG1_LOW, DATA_ARG2_LOW, refusal);
 	block[VERDICT_CREATE_ARG2_ARG3] = n;
-	emit_create_check(prog, &n, DATA_ARG2_LOW, DATA_ARG3_LOW);
+	emit_create_check(prog, &n, DATA_ARG2_LOW, DATA_ARG3_LOW, refusal);
 	block[VERDICT_MEMFD_FLAGS] = n;
 	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG1_LOW);
 	emit(prog, &n, JUMP_SET, 2, 0, MFD_EXEC_FLAG);
 	emit(prog, &n, JUMP_SET, 0, 1, MFD_NOEXEC_SEAL_FLAG);
 	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
-	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | EPERM);
+	emit(prog, &n, RETURN, 0, 0, refusal);
+	block[VERDICT_NO_LISTENER] = n;
+	emit_bits_check(prog, &n, DATA_ARG1_LOW, SECCOMP_FILTER_FLAG_NEW_LISTENER, refusal);
+	block[VERDICT_PROBE] = n;
+	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | SANDBOX_PROBE_ERRNO);
 
 	for (size_t pc = search; pc < searched; pc++) /* the comparisons' jumps, to their verdict's block */
 		if (prog[pc].code == JUMP_EQ)
@@ -491,24 +514,60 @@ failed:
 	return -1;
 }
 
-int sandbox_confine(const struct policy *p, const char *tmpdir, struct sandbox_status *status,
+bool sandbox_filter_in_place(void)
+{
+	return syscall(SANDBOX_PROBE_NR) == -1 && errno == SANDBOX_PROBE_ERRNO;
+}
+
+int sandbox_confine(const struct policy *p, const char *tmpdir, int *listener, struct sandbox_status *status,
 		    struct sandbox_failure *failure)
 {
 	static struct filter_insn insns[MAX_INSNS];
 	struct filter_prog prog;
+	long fd;
 
+	status->filter = FILTER_PLAIN;
+	status->filter_errno = 0;
 	if (landlock(p, tmpdir, status, failure) != 0)
 		return -1;
-	prog.len = (unsigned short)build_filter(insns);
+	/* A re-exec inside a watched worker: a second copy would answer with EPERM, which wins over
+	 * the first copy's RET_USER_NOTIF, and silence the events; the first already holds. */
+	if (sandbox_filter_in_place()) {
+		status->filter = FILTER_INHERITED;
+		return 0;
+	}
 	prog.insns = insns;
+	if (listener) {
+		prog.len = (unsigned short)build_filter(insns, RET_USER_NOTIF);
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+		if (fd >= 0) {
+			*listener = (int)fd;
+			status->filter = FILTER_WATCHED;
+			return 0;
+		}
+		/* A kernel before 5.0, or an engine that refuses the flag: the same refusals, unreported. */
+		status->filter_errno = errno;
+	}
+	prog.len = (unsigned short)build_filter(insns, RET_ERRNO | EPERM);
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
 		return fail(failure, "prctl(PR_SET_SECCOMP): %s", strerror(errno));
 	return 0;
 }
 
+const char *sandbox_call_name(uint32_t nr)
+{
+	for (size_t i = 0; i < REFUSED; i++)
+		if (refused[i].nr == nr)
+			return refused[i].name;
+	for (size_t i = 0; i < SPECIAL; i++)
+		if (by_arguments[i].nr == nr)
+			return by_arguments[i].name;
+	return "?";
+}
+
 void sandbox_audit(const struct policy *p, const struct sandbox_status *status)
 {
-	char landlock_text[128], line[352];
+	char landlock_text[128], filter_text[80], line[432];
 
 	if (p->landlock == LANDLOCK_OFF)
 		snprintf(landlock_text, sizeof landlock_text, "landlock off");
@@ -518,8 +577,16 @@ void sandbox_audit(const struct policy *p, const struct sandbox_status *status)
 	else
 		snprintf(landlock_text, sizeof landlock_text, "landlock unavailable (%s), best-effort",
 			 strerror(status->landlock_errno));
-	snprintf(line, sizeof line, "launcher: audit: sandbox: seccomp filter (%s), %s, session keyring %s%s\n",
-		 NATIVE_ARCH_NAME, landlock_text, status->keyring_errno ? "kept: keyctl refused, " : "new",
+	if (status->filter == FILTER_WATCHED)
+		snprintf(filter_text, sizeof filter_text, "refusals reported");
+	else if (status->filter == FILTER_INHERITED)
+		snprintf(filter_text, sizeof filter_text, "the launch's own, inherited");
+	else if (status->filter_errno)
+		snprintf(filter_text, sizeof filter_text, "refusals not reported: %s", strerror(status->filter_errno));
+	else
+		snprintf(filter_text, sizeof filter_text, "refusals not reported");
+	snprintf(line, sizeof line, "launcher: audit: sandbox: seccomp filter (%s, %s), %s, session keyring %s%s\n",
+		 NATIVE_ARCH_NAME, filter_text, landlock_text, status->keyring_errno ? "kept: keyctl refused, " : "new",
 		 status->keyring_errno ? strerror(status->keyring_errno) : "");
 	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
 		/* Audit output is best effort; the sandbox itself is in place. */

@@ -48,6 +48,25 @@ PYTHON = worker_python()
 
 EXIT_BROKER, EXIT_SYSTEM, EXIT_PRIVILEGE, EXIT_POLICY, EXIT_EXEC = 69, 71, 77, 78, 126
 
+# A security event, as events.c prints it (launcher/README.md, "Detection"): the exact shape.
+EVENT = re.compile(
+    r"^launcher-security-event: warning v1 kind=(?P<kind>syscall|launcher|forged|identity) "
+    r"pid=(?P<pid>\d+) time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ suppressed=(?P<suppressed>\d+) "
+    r"detail=(?P<detail>[ -~]*)$"
+)
+
+
+def security_events(output: bytes | str) -> list[dict[str, str]]:
+    """Every line of output that is a security event, as its fields; fails on a near miss."""
+    text = output.decode() if isinstance(output, bytes) else output
+    events = []
+    for line in text.splitlines():
+        if line.startswith("launcher-security-event:"):
+            match = EVENT.match(line)
+            assert match, f"a security event of the wrong shape: {line!r}"
+            events.append(match.groupdict())
+    return events
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.geteuid() != 0:

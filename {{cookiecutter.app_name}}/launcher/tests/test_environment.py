@@ -170,6 +170,6 @@ def test_audit_names_dropped_variables_never_values(launcher: Launcher, worker: 
     assert sorted(lines) == [
         "launcher: audit: dropped MSI_SECRET",
         "launcher: audit: dropped ODD?NAME",
-        "launcher: audit: sandbox: seccomp filter (x86_64), landlock off, session keyring new",
+        "launcher: audit: sandbox: seccomp filter (x86_64, refusals reported), landlock off, session keyring new",
     ]
     assert b"canary" not in result.stderr

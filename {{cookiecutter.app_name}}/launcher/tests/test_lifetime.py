@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, Account, Launcher, LaunchUids, become, default_policy
+from conftest import PYTHON, Account, Launcher, LaunchUids, become, default_policy, security_events
 
 DEADLINE_SECONDS = 10
 
@@ -220,7 +220,8 @@ def test_a_tmpdir_others_may_write_is_refused(
     finally:
         launch_uids.dirs.tmpdir.chmod(0o711)
     assert result.returncode == 78
-    assert result.stderr.decode() == (
+    assert result.stderr.decode().splitlines()[-1] == (
         f"launcher: {launch_uids.dirs.tmpdir}: must be owned by root and writable by nobody else "
-        "(launch-uids keeps its locks there)\n"
+        "(launch-uids keeps its locks there)"
     )
+    assert [e["kind"] for e in security_events(result.stderr)] == ["launcher"]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import EXIT_POLICY, PYTHON, Account, Launcher
+from conftest import EXIT_POLICY, PYTHON, Account, Launcher, security_events
 
 # The valid policy each case starts from: exec on line 1, user on line 2, allow LANG on line 3.
 BASE = ["exec {python}", "user {user}", "allow LANG"]
@@ -253,13 +253,24 @@ def test_valid_base_policy_does_leave_the_marker(
     assert marker.exists()
 
 
+# What only tampering explains (a policy or interpreter others could rewrite): also a security event.
+TAMPERING = ("writable by group or others", ", not root", "owned by uid")
+
+
 def assert_rejected(launcher: Launcher, marker: Path, expected_start: str, words: str) -> None:
     result = leave_marker(launcher, marker)
     stderr = result.stderr.decode()
+    *before, last = stderr.splitlines() or [""]
     assert result.returncode == EXIT_POLICY, stderr
-    assert stderr.count("\n") == 1 and stderr.startswith(expected_start), stderr
-    assert words in stderr
+    assert stderr.endswith("\n") and last.startswith(expected_start), stderr
+    assert words in last
     assert not marker.exists(), "the launcher ran something despite a bad policy"
+    events = security_events("\n".join(before))
+    if any(sign in last for sign in TAMPERING):
+        assert len(before) == 1 and len(events) == 1, stderr
+        assert events[0]["kind"] == "launcher" and events[0]["detail"] == last.removeprefix("launcher: ")
+    else:
+        assert before == [], stderr
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from conftest import (
     default_policy,
     minimal_policy,
     refuse_before_exec,
+    security_events,
 )
 
 REPORT_IDENTITY = """
@@ -57,9 +58,11 @@ def test_non_root_is_refused_by_default(launcher: Launcher, worker: Account) -> 
     launcher.write_policy(minimal_policy(worker))
     result = launcher.run(["-c", "pass"], as_user=worker)
     assert result.returncode == EXIT_PRIVILEGE
-    assert result.stderr.decode() == (
-        f"launcher: running as uid {worker.uid}, not root: the policy says nonroot refuse\n"
-    )
+    event, refusal = result.stderr.decode().splitlines()
+    assert refusal == f"launcher: running as uid {worker.uid}, not root: the policy says nonroot refuse"
+    assert [(e["kind"], e["detail"]) for e in security_events(event)] == [
+        ("launcher", refusal.removeprefix("launcher: "))
+    ]
 
 
 def test_non_root_with_filter_only_filters(launcher: Launcher, worker: Account) -> None:

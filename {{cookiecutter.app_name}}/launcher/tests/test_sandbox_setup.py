@@ -19,11 +19,13 @@ from conftest import (
     default_policy,
     minimal_policy,
     refuse_before_exec,
+    security_events,
 )
 
 EXIT_SANDBOX = 72
 NOT_X86_64 = platform.machine() != "x86_64"
 LANDLOCK_CREATE_RULESET, PRCTL = 444, {"x86_64": 157, "aarch64": 167}[platform.machine()]
+UNSHARE = {"x86_64": 272, "aarch64": 97}[platform.machine()]
 
 
 SHOW = """
@@ -99,14 +101,37 @@ def test_landlock_off_leaves_writes_to_the_file_modes(launcher: Launcher, worker
 def test_filter_that_cannot_be_installed_stops_the_launch(
     launcher: Launcher, worker: Account
 ) -> None:
-    launcher.write_policy(minimal_policy(worker))
+    """Not as root the plain filter goes in through prctl: refused there, nothing runs."""
+    launcher.write_policy(minimal_policy(worker, "nonroot filter"))
     pr_set_seccomp, einval = 22, 22
-    result = launcher.run(
-        ["-c", "print('ran')"], preexec_fn=lambda: refuse_before_exec(PRCTL, einval, pr_set_seccomp)
-    )
+
+    def refuse_then_become() -> None:
+        refuse_before_exec(PRCTL, einval, pr_set_seccomp)
+        become(worker)()
+
+    result = launcher.run(["-c", "print('ran')"], preexec_fn=refuse_then_become)
     assert result.returncode == EXIT_SANDBOX
     assert result.stdout == b""
     assert result.stderr.decode() == "launcher: prctl(PR_SET_SECCOMP): Invalid argument\n"
+
+
+SECCOMP = {"x86_64": 317, "aarch64": 277}[platform.machine()]
+
+
+def test_without_a_listener_the_refusals_hold_unreported(launcher: Launcher, worker: Account) -> None:
+    """A kernel or engine that refuses seccomp(2) (a listener needs it): the same filter goes in
+    through prctl, refusing as before, and the audit line says refusals go unreported."""
+    launcher.write_policy(minimal_policy(worker, "audit"))
+    einval = 22
+    code = (
+        "import ctypes; libc = ctypes.CDLL(None, use_errno=True); "
+        "print(libc.syscall(%d, 0x10000000), ctypes.get_errno())" % UNSHARE
+    )
+    result = launcher.run(["-c", code], preexec_fn=lambda: refuse_before_exec(SECCOMP, einval))
+    assert result.stdout.decode().split() == ["-1", "1"], result.stderr.decode()  # EPERM
+    arch = platform.machine()
+    assert f"seccomp filter ({arch}, refusals not reported: Invalid argument)" in result.stderr.decode()
+    assert security_events(result.stderr) == []
 
 
 def test_filter_finds_every_rule_and_nothing_else(tmp_path: Path) -> None:

@@ -1,0 +1,47 @@
+/*
+ * What the supervisor watches of the worker: the system calls its filter refuses (through
+ * seccomp's user notification: the supervisor reports each, then answers EPERM itself, the same
+ * verdict), and its output, which the supervisor passes on to the host so that no line of the
+ * worker's can pass for a security event.
+ */
+#ifndef LAUNCHER_WATCH_H
+#define LAUNCHER_WATCH_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+enum { WATCH_STREAMS = 2, WATCH_POLLFDS = WATCH_STREAMS + 1 };
+
+struct watch {
+	int control[2];                   /* a socket pair: the worker sends its filter's listener */
+	int pipes[WATCH_STREAMS][2];      /* the worker's stdout and stderr */
+	int listener;                     /* the filter's listener, -1 without one */
+	struct {
+		int fd;                   /* read end, -1 at end of file */
+		bool mid_line;            /* the bytes passed on so far end inside a line */
+		size_t matched;           /* how much of EVENT_MARKER a line starts with, held back */
+	} stream[WATCH_STREAMS];
+};
+
+/* In the supervisor, before the worker is forked. */
+void watch_prepare(struct watch *watch);
+
+/* In the worker: its stdout and stderr become the pipes; returns the socket to send the listener on. */
+int watch_in_worker(struct watch *watch);
+
+/* In the worker, once its filter is in place: hands the listener to the supervisor and closes it. */
+void watch_send_listener(int control, int listener);
+
+/* In the supervisor, after the fork: waits for the listener (none if the worker ends first). */
+void watch_in_supervisor(struct watch *watch);
+
+/* The descriptors to poll (fds[0..n)), and what to do when they are ready. */
+size_t watch_pollfds(const struct watch *watch, struct pollfd *fds);
+void watch_handle(struct watch *watch, const struct pollfd *fds, size_t n);
+
+/* After every process of the worker's has ended: pass on what is left of its output. */
+void watch_drain(struct watch *watch);
+
+#endif
