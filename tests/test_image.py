@@ -33,6 +33,7 @@ SANDBOX_CHECKS = (
     "a program the worker writes does not run",
     "a process left behind ends with the worker",
     "another launch's /proc/<pid>/mem out of reach",
+    "refused calls are reported as security events",
 )
 # The rows verify-image must print as passing: if one disappears, the check went missing.
 REQUIRED_CHECKS = (

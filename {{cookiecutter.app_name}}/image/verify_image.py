@@ -177,6 +177,21 @@ def wait_running(engine: str, container: str) -> str | None:
     return f"container is not running: {(logs.stdout + logs.stderr).strip()[-300:]}"
 
 
+# A security event as the launcher prints it (launcher/README.md, "Detection").
+SECURITY_EVENT = re.compile(
+    r"^launcher-security-event: warning v1 kind=(syscall|launcher|forged|identity) pid=\d+ "
+    r"time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ suppressed=\d+ detail=[ -~]*$", re.M
+)
+
+
+def events_row(stderr: str) -> Row:
+    """The probes' refused calls (unshare, keyctl, chmod +x, ...) were also reported."""
+    kinds = [match.group(1) for match in SECURITY_EVENT.finditer(stderr)]
+    calls = kinds.count("syscall")
+    return ("refused calls are reported as security events", calls > 0,
+            f"{calls} syscall event(s) on the worker's stderr" if calls else "none reported")  # fmt: skip
+
+
 def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]:
     source = Path(__file__).with_name("worker_probe.py").read_text()
     result = subprocess.run(
@@ -188,7 +203,8 @@ def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]
     except (IndexError, json.JSONDecodeError):
         why = (result.stderr.strip() or result.stdout.strip() or "no output")[-300:]
         return [("worker probes ran through `python`", False, f"exit {result.returncode}: {why}")]
-    return [(name, bool(ok), str(detail)) for name, (ok, detail) in results.items()]
+    rows = [(name, bool(ok), str(detail)) for name, (ok, detail) in results.items()]
+    return [*rows, events_row(result.stderr)]
 
 
 def verify(engine: str, image: str, user: str) -> list[Row]:
