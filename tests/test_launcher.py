@@ -1,5 +1,6 @@
 """The baked project's launcher: its own test suite (plain and ASan+UBSan), the hardening readelf
-proves, a bounded fuzz run of the policy parser, and the overhead benchmark."""
+proves, bounded fuzz runs of the policy parser and the identity broker's parsing, and the overhead
+benchmark."""
 
 import os
 import re
@@ -10,6 +11,9 @@ import pytest
 from conftest import IN_CI, SUPPORTED_PYTHON_VERSIONS, require_tool, run, show_in_log
 
 FUZZ_SECONDS = 60
+# The broker's parsing is a few hundred lines of Python, fuzzed at about 8,000 inputs a second:
+# half a minute is some 200,000 inputs (the policy parser's minute, in C, is millions).
+BROKER_FUZZ_SECONDS = 30
 # The target is 1.02; this bound only catches a launcher gone badly wrong, so noise on a shared
 # CI machine cannot fail the build. The measured figures are printed either way.
 RATIO_BOUND = 1.5
@@ -118,6 +122,21 @@ def test_fuzzing_the_parser_finds_no_crash(
         timeout=FUZZ_SECONDS + 300,
     )
     match = re.search(r"^fuzz: (\d+) executions in (\d+) s, no crash$", result.stdout, re.M)
+    assert match, result.stdout
+    show_in_log(capsys, f"launcher {match.group(0)}")
+    assert int(match.group(1)) > 1000
+
+
+def test_fuzzing_the_brokers_parsing_finds_no_crash(
+    launcher_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """atheris (requirements-dev.txt) runs libFuzzer on the broker's request and answer parsing."""
+    result = run(
+        ["make", "-C", str(launcher_dir), "fuzz-broker", f"FUZZ_SECONDS={BROKER_FUZZ_SECONDS}",
+         f"PYTHON={sys.executable}"],
+        timeout=BROKER_FUZZ_SECONDS + 300,
+    )  # fmt: skip
+    match = re.search(r"^fuzz-broker: (\d+) executions in (\d+) s, no crash$", result.stdout, re.M)
     assert match, result.stdout
     show_in_log(capsys, f"launcher {match.group(0)}")
     assert int(match.group(1)) > 1000
