@@ -174,10 +174,13 @@ def test_identity_broker_figures(launcher_dir: Path, capsys: pytest.CaptureFixtu
     """Printed into CI's log; the bounds only catch a broker gone badly wrong, not noise."""
     out = bench_output(launcher_dir, "bench-broker", capsys)
     added = re.search(r"^ratio [\d.]+; the broker adds ([\d.]+) ms", out, re.M)
-    token = re.search(r"^the broker adds ([\d.]+) ms a token", out, re.M)
+    token = re.search(r"^the broker adds ([+-][\d.]+) ms a token", out, re.M)
+    crowded = re.search(r"^token, through the broker with \d+ slow connections open: median "
+                        r"[\d.]+ ms, slowest ([\d.]+) ms", out, re.M)  # fmt: skip
     memory = re.search(r"^broker resident memory: ([\d.]+) MiB", out, re.M)
-    assert added and token and memory, out
+    assert added and token and crowded and memory, out
     assert float(added[1]) < 1000 and float(token[1]) < 100 and float(memory[1]) < 64
+    assert float(crowded[1]) < 1000, "slow clients held the broker: the app waited a second"
 
 
 def test_sandbox_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
