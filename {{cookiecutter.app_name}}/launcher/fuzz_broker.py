@@ -11,7 +11,9 @@ import time
 try:
     import atheris
 except ImportError:
-    sys.exit("fuzz-broker: needs atheris (pip install atheris: the template's requirements-dev.txt)")
+    sys.exit(
+        "fuzz-broker: needs atheris (pip install atheris: the template's requirements-dev.txt)"
+    )
 
 import identity_broker as broker
 

@@ -303,6 +303,7 @@ def forward(config: Config, audience: str) -> bytes | None:
     http.client would load the email package and OpenSSL (8 MB more of the broker's memory).
     """
     import socket
+    import time
     from urllib.parse import urlencode
 
     query = urlencode(
@@ -315,17 +316,20 @@ def forward(config: Config, audience: str) -> bytes | None:
         f"X-IDENTITY-HEADER: {config.upstream_header}\r\nMetadata: true\r\n\r\n"
     )
     host = config.upstream_host.strip("[]")
+    deadline = time.monotonic() + UPSTREAM_TIMEOUT_SECONDS  # for the whole call, not a recv
     try:
         with socket.create_connection(
             (host, config.upstream_port), timeout=UPSTREAM_TIMEOUT_SECONDS
         ) as upstream:
             upstream.sendall(request.encode())
             data = b""
-            while chunk := upstream.recv(65536):
+            while True:
+                upstream.settimeout(max(deadline - time.monotonic(), 0.001))
+                if not (chunk := upstream.recv(65536)):
+                    return data
                 data += chunk
                 if len(data) > MAX_UPSTREAM_ANSWER:
                     raise OSError("the platform's answer is too long")
-        return data
     except OSError as error:
         log(f"the platform's identity endpoint did not answer ({type(error).__name__})")
         return None

@@ -22,7 +22,7 @@ from test_identity_broker import (  # noqa: F401  (fixtures)
 
 from tests.azure_fakes.managed_identity import ManagedIdentityEndpoint
 
-REQUEST_DEADLINE_SECONDS = 5  # identity_broker.py's
+REQUEST_DEADLINE_SECONDS, MAX_CONNECTIONS = 5, 512  # identity_broker.py's
 # What a test's script makes of the broker's request: status, extra headers, body.
 Answer = Callable[[dict[str, str]], tuple[int, dict[str, str], bytes]]
 
@@ -202,13 +202,18 @@ print(json.dumps({"seconds": elapsed, "token": token.token, "crowd": still_open}
 """
 
 
+@pytest.mark.parametrize("crowd", [300, 600], ids=["300 slow", "600 slow (over the cap)"])
 def test_the_apps_token_comes_within_a_second_while_hundreds_of_slow_clients_wait(
-    brokered: Launcher, platform: ManagedIdentityEndpoint
+    brokered: Launcher, platform: ManagedIdentityEndpoint, crowd: int
 ) -> None:
-    report, _ = run_json(
-        brokered, SLOW_CROWD_THEN_TOKEN, platform_env(platform), "300", APP_CLIENT_ID
+    """Over MAX_CONNECTIONS (512), the oldest unfinished requests make room for the newest."""
+    report, stderr = run_json(
+        brokered, SLOW_CROWD_THEN_TOKEN, platform_env(platform), str(crowd), APP_CLIENT_ID
     )
-    assert report["crowd"] == 300
+    held = min(crowd, MAX_CONNECTIONS - 1)  # the app's own request holds one
+    assert report["crowd"] == held
+    evicted = [line for line in broker_lines(stderr) if "refused (503)" in line]
+    assert len(evicted) == crowd - held
     assert report["seconds"] < 1, f"the app's token took {report['seconds']:.1f} s"
     assert platform.issued[report["token"]] == "https://vault.azure.net"
 
