@@ -147,13 +147,14 @@ url = urlsplit(os.environ["IDENTITY_ENDPOINT"])
 request = b"GET /msi/token?api-version=2019-08-01&resource=https://vault.azure.net HTTP/1.1\\r\\n"
 start, conns, closed = time.monotonic(), {}, {}
 for index in range(int(sys.argv[1])):
-    conns[index] = socket.create_connection((url.hostname, url.port), timeout=0.01)
+    conns[index] = socket.create_connection((url.hostname, url.port))
+    conns[index].setblocking(False)
 sent = 0
 while conns and time.monotonic() - start < float(sys.argv[2]):
     for index, conn in list(conns.items()):
         try:
             conn.recv(65536)  # an answer, the end or a reset: the broker let go
-        except TimeoutError:  # nothing yet: one more byte
+        except BlockingIOError:  # nothing yet: one more byte
             conn.send(request[sent % len(request):][:1])
             continue
         except OSError:
@@ -173,7 +174,7 @@ def test_a_slow_client_loses_its_socket_within_the_deadline(
     it sends (the old broker's timeout was per recv: a trickle held its thread forever)."""
     report, stderr = run_json(brokered, TRICKLE, platform_env(platform), "70", "15")
     assert report["open"] == 0, f"{report['open']} slow clients still held a socket after 15 s"
-    assert report["closed_after"] < REQUEST_DEADLINE_SECONDS + 2
+    assert report["closed_after"] < REQUEST_DEADLINE_SECONDS + 3  # polled once a second
     refusals = [line for line in broker_lines(stderr) if "refused (408)" in line]
     assert len(refusals) == 70, stderr[-2000:]
     assert platform.received == []
@@ -210,11 +211,11 @@ def test_the_apps_token_comes_within_a_second_while_hundreds_of_slow_clients_wai
     report, stderr = run_json(
         brokered, SLOW_CROWD_THEN_TOKEN, platform_env(platform), str(crowd), APP_CLIENT_ID
     )
+    assert report["seconds"] < 1, f"the app's token took {report['seconds']:.1f} s"
     held = min(crowd, MAX_CONNECTIONS - 1)  # the app's own request holds one
     assert report["crowd"] == held
     evicted = [line for line in broker_lines(stderr) if "refused (503)" in line]
     assert len(evicted) == crowd - held
-    assert report["seconds"] < 1, f"the app's token took {report['seconds']:.1f} s"
     assert platform.issued[report["token"]] == "https://vault.azure.net"
 
 
