@@ -220,12 +220,12 @@ def test_the_apps_token_comes_within_a_second_while_hundreds_of_slow_clients_wai
 
 
 FLOOD = """
-import json, os, socket, sys
+import json, os, socket, sys, time
 from urllib.parse import urlsplit
 url = urlsplit(os.environ["IDENTITY_ENDPOINT"])
 request = sys.argv[1].replace("{header}", os.environ["IDENTITY_HEADER"]).encode()
 batches, size = int(sys.argv[2]), int(sys.argv[3])
-statuses, bodies = {}, set()
+statuses, bodies, start = {}, set(), time.monotonic()
 for batch in range(batches):  # `size` at once: the first batch finds no token yet
     conns = [socket.create_connection((url.hostname, url.port), timeout=10) for _ in range(size)]
     for conn in conns:
@@ -239,7 +239,8 @@ for batch in range(batches):  # `size` at once: the first batch finds no token y
         status = head.split(b" ")[1].decode()
         statuses[status] = statuses.get(status, 0) + 1
         bodies.add(body.decode())
-print(json.dumps({"statuses": statuses, "bodies": sorted(bodies)}))
+print(json.dumps({"statuses": statuses, "bodies": sorted(bodies),
+                  "seconds": time.monotonic() - start}))
 """
 
 
@@ -259,8 +260,8 @@ def test_a_flood_of_a_thousand_requests_makes_one_platform_call(
     status: str,
     bodies: int,
 ) -> None:
-    """A token is reused within its lifetime; a failure for a second (the flood takes about
-    that long, so at most a call or two more)."""
+    """A token is reused within its lifetime; a failure for a second (FAILURE_HOLD_SECONDS):
+    one call a second of the flood, at most."""
     platform = scripted(answer)
     report, _ = run_json(brokered, FLOOD, platform.env(), token_request(), "10", "100")
     assert report["statuses"] == {status: 1000}
@@ -269,7 +270,8 @@ def test_a_flood_of_a_thousand_requests_makes_one_platform_call(
         assert len(report["bodies"]) == bodies, "every request got the one token"
         assert "expires_on" in json.loads(report["bodies"][0])  # what MSAL reads
     else:
-        assert platform.calls <= 3, f"{platform.calls} platform calls for a failing flood"
+        bound = report["seconds"] + 1
+        assert platform.calls <= bound, f"{platform.calls} calls in {report['seconds']:.1f} s"
 
 
 def test_a_token_near_its_expiry_is_not_reused(
