@@ -235,9 +235,11 @@ def check(config: Config, method: str, target: str, headers: dict[str, str]) -> 
 
 def platform_answer(config: Config, raw: bytes | None, now: float) -> tuple[int, bytes, float]:
     """What the worker is told of the platform's raw answer (None: no answer), and until when
-    that may be told again: a token re-written from its fields (MSAL reads access_token and
-    expires_on, an integer of epoch seconds), else the status and a fixed message. Nothing the
-    platform wrote reaches the worker but a token's fields, and none holding its header."""
+    that may be told again: a token re-written from its fields (MSAL's
+    `_obtain_token_on_app_service`, which azure-identity's AppServiceCredential calls, reads
+    access_token and expires_on, an integer of epoch seconds), else the status and a fixed
+    message. Nothing the platform wrote reaches the worker but a token's fields, and none
+    holding its header."""
     import json
 
     if raw is None:
