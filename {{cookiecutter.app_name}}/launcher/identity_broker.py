@@ -412,8 +412,9 @@ class Broker:
             chunk = conn.recv(4096)
         except BlockingIOError:
             return
-        except OSError:
+        except OSError:  # a reset, or closed already (made room for another in this round)
             self.close(conn)
+            conn.close()
             return
         head = self.reading[conn][1]
         head += chunk
