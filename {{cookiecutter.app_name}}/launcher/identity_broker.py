@@ -79,6 +79,51 @@ def log(message: str) -> None:
     sys.stderr.flush()
 
 
+# A refusal is a security event (launcher/README.md, "Detection"): the launcher's shape (events.c),
+# kind identity, at most EVENT_BURST lines per EVENT_WINDOW_SECONDS, the rest counted. The broker
+# cannot tell which of the worker's processes asked (loopback TCP carries no credentials): pid 0.
+EVENT_BURST, EVENT_WINDOW_SECONDS = 10, 10
+
+
+class Events:
+    def __init__(self) -> None:
+        self.window_start = -float(EVENT_WINDOW_SECONDS)
+        self.printed = 0
+        self.suppressed = 0
+
+    def report(self, detail: str) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.window_start >= EVENT_WINDOW_SECONDS:
+            self.window_start, self.printed = now, 0
+        if self.printed >= EVENT_BURST:
+            self.suppressed += 1
+            return
+        self.printed += 1
+        self.write(detail)
+
+    def write(self, detail: str) -> None:
+        import time
+
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        shown = "".join(c if 32 <= ord(c) < 127 else "?" for c in detail[:200])
+        sys.stderr.write(
+            f"launcher-security-event: warning v1 kind=identity pid=0 time={when} "
+            f"suppressed={self.suppressed} detail={shown}\n"
+        )
+        sys.stderr.flush()
+        self.suppressed = 0
+
+    def flush(self) -> None:
+        """At the launch's end (the supervisor's SIGTERM): the count still untold."""
+        if self.suppressed:
+            self.write("summary: the rest of a flood, counted")
+
+
+events = Events()
+
+
 def printable(value: str) -> str:
     """What the worker sent, fit for one log line: printable ASCII, at most 200 characters."""
     shown = "".join(c if 32 < ord(c) < 127 else "?" for c in value[:200])
@@ -486,7 +531,7 @@ class Broker:
             )
 
     def refuse(self, conn: "socket.socket", refusal: Refused) -> None:
-        log(f"refused ({refusal.status}): {refusal}")
+        events.report(f"refused ({refusal.status}): {refusal}")
         self.close(conn)
         self.send_and_close(conn, refusal.status, json_message(refusal.status, str(refusal)))
 
@@ -513,11 +558,19 @@ class Broker:
         conn.close()
 
 
+def end_of_launch(*_: object) -> None:
+    events.flush()
+    os._exit(0)
+
+
 def main() -> None:
     config = Config(dict(os.environ))
     os.write(READY_FD, b"ready\n")
     os.close(READY_FD)
+    import signal
     import socket
+
+    signal.signal(signal.SIGTERM, end_of_launch)
 
     Broker(config, socket.socket(fileno=LISTEN_FD)).run()
 

@@ -264,13 +264,16 @@ static int end_everything(pid_t broker, pid_t worker, int *broker_status)
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
+	/* The broker first gets a SIGTERM, to tell the events it still holds; a tick later, SIGKILL. */
+	if (broker > 0)
+		(void)kill(broker, SIGTERM);
+	for (unsigned round = 0;; round++) {
 		int status;
 		pid_t pid;
 
 		(void)kill(-worker, SIGKILL);
 		(void)kill(worker, SIGKILL);
-		if (broker > 0) {
+		if (broker > 0 && round > 0) {
 			(void)kill(-broker, SIGKILL);
 			(void)kill(broker, SIGKILL);
 		}

@@ -28,6 +28,7 @@ from conftest import (
     Account,
     Launcher,
     minimal_policy,
+    security_events,
 )
 
 sys.path.insert(0, str(LAUNCHER_DIR.parent))  # the project root: its tests.azure_fakes
@@ -235,7 +236,8 @@ def test_other_audiences_and_identities_are_refused_before_the_platform(
             ("CredentialUnavailableError", "ClientAuthenticationError")
         ), name
         assert reason in outcomes[name], outcomes[name]
-        assert f"identity-broker: refused (403): {reason}" in stderr, name
+        details = [e["detail"] for e in security_events(stderr) if e["kind"] == "identity"]
+        assert any(d.startswith(f"refused (403): {reason}") for d in details), (name, details)
     assert platform.received == [], "a refused request reached the platform"
     assert platform.identity_header not in stderr
 
