@@ -225,3 +225,22 @@ def test_a_tmpdir_others_may_write_is_refused(
         "(launch-uids keeps its locks there)"
     )
     assert [e["kind"] for e in security_events(result.stderr)] == ["launcher"]
+
+
+def test_concurrent_launches_never_share_a_uid(
+    lifetime_launcher: Launcher, two_processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """A long-lived launch (the host's worker) and rounds of short ones started at once: each
+    gets a uid no live launch holds, and none is killed by another's start."""
+    two_processes.append(start([str(lifetime_launcher.binary), "-c", HOLD]))
+    holder_pid, holder_uid = first_line(two_processes[0])
+    short = "import os, time; print(os.getuid(), flush=True); time.sleep(0.3)"
+    for _ in range(6):
+        round_ = [start([str(lifetime_launcher.binary), "-c", short]) for _ in range(3)]
+        uids = []
+        for process in round_:
+            out, err = process.communicate(timeout=DEADLINE_SECONDS)
+            assert process.returncode == 0, err.decode()
+            uids.append(out.decode().strip())
+        assert holder_uid not in uids and len(set(uids)) == 3, (holder_uid, uids)
+    assert two_processes[0].poll() is None, "the long-lived launch was killed"
