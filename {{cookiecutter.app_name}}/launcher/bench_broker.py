@@ -195,9 +195,13 @@ def token_figures(
     print(f"broker resident memory: {rss / 1024:.1f} MiB (goal: under 20 MB)")
 
 
+def children(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
 def broker_of(launcher_pid: int) -> int:
-    """The launcher's child that is not the worker: the one running identity_broker.py."""
-    for child in Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split():
+    """The process running identity_broker.py: a child of the launcher's supervisor (its child)."""
+    for child in [c for supervisor in children(launcher_pid) for c in children(supervisor)]:
         if b"identity_broker.py" in Path(f"/proc/{child}/cmdline").read_bytes():
             return int(child)
     sys.exit("bench-broker: no broker below the launcher")
