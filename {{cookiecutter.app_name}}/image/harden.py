@@ -240,13 +240,17 @@ def name_launch_uids(policy: Path, user: str) -> None:
     uids = launch_uids(policy)
     passwd = Path("/etc/passwd")
     lines = passwd.read_text().splitlines()
-    taken = {int(fields[2]): fields[0] for fields in (line.split(":") for line in lines) if len(fields) > 2}
+    rows = [line.split(":") for line in lines]
+    taken = {int(fields[2]): fields[0] for fields in rows if len(fields) > 2}
     clashes = sorted(f"{uid} ({taken[uid]})" for uid in uids if uid in taken)
     if clashes:
-        fail(f"the policy's launch-uids {uids.start}-{uids.stop - 1} include accounts of the base: "
-             f"{', '.join(clashes)}; choose another range.")
+        fail(
+            f"the policy's launch-uids {uids.start}-{uids.stop - 1} include accounts of the base: "
+            f"{', '.join(clashes)}; choose another range."
+        )
     entry = pwd.getpwnam(user)
-    lines += [f"{user}-{uid}:x:{uid}:{entry.pw_gid}:launch uid:/nonexistent:/usr/sbin/nologin" for uid in uids]
+    shape = "{user}-{uid}:x:{uid}:{gid}:launch uid:/nonexistent:/usr/sbin/nologin"
+    lines += [shape.format(user=user, uid=uid, gid=entry.pw_gid) for uid in uids]
     passwd.write_text("\n".join(lines) + "\n")
 
 

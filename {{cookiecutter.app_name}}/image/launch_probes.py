@@ -36,7 +36,8 @@ os.chdir('/home/site/wwwroot'); sys.path.insert(0, '/home/site/wwwroot')
 from function_app import app
 import azure.functions as func
 health = {str(f.get_function_name()): f for f in app.get_functions()}['health']
-status = health.get_user_function()(func.HttpRequest(method='GET', url='/api/health', body=b'')).status_code
+request = func.HttpRequest(method='GET', url='/api/health', body=b'')
+status = health.get_user_function()(request).status_code
 print('left' if left else 'gone', status, os.getuid(), flush=True)
 """
 HOLD = "import os, sys; print(os.getpid(), os.getuid(), flush=True); sys.stdin.read()"
@@ -56,7 +57,9 @@ print(os.getuid(), *answers, flush=True)
 """
 
 
-def in_container(engine: str, container: str, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+def in_container(
+    engine: str, container: str, code: str, *args: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [engine, "exec", "--user", "0:0", container, "python", "-c", code, *args],
         capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False,
@@ -77,8 +80,9 @@ def left_behind_rows(engine: str, container: str) -> list[Row]:
     following = in_container(engine, container, NEXT_LAUNCH, pid)
     words = following.stdout.split()
     if following.returncode != 0 or len(words) != 3:
-        return [("a process left behind ends with the worker", False, f"pid {pid}; next launch {why(following)}"),
-                ("the next worker starts and answers", False, why(following))]  # fmt: skip
+        failed = why(following)
+        return [("a process left behind ends with the worker", False, f"pid {pid}; next: {failed}"),
+                ("the next worker starts and answers", False, failed)]  # fmt: skip
     left, status, uid = words
     return [
         ("a process left behind ends with the worker", left == "gone",
@@ -95,7 +99,7 @@ def other_launch_row(engine: str, container: str) -> Row:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert holder.stdout is not None
+        assert holder.stdout is not None  # noqa: S101 - Popen with stdout=PIPE always has it
         line = holder.stdout.readline().split()
         if len(line) != 2:
             return name, False, f"the first launch did not start: {line}"
@@ -106,7 +110,9 @@ def other_launch_row(engine: str, container: str) -> Row:
             return name, False, why(result)
         uid, *answers = words
         ok = "reached" not in answers
-        return name, ok, f"uid {uid} -> pid {pid} (uid {holder_uid}): signal, environ, mem: {', '.join(answers)}"
+        reached = ", ".join(answers)
+        told = f"uid {uid} -> pid {pid} (uid {holder_uid}): signal, environ, mem: {reached}"
+        return name, ok, told
     finally:
         try:
             holder.communicate(input="", timeout=TIMEOUT_SECONDS)  # stdin closed: the launch ends

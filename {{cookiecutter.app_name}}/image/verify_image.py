@@ -180,7 +180,8 @@ def wait_running(engine: str, container: str) -> str | None:
 # A security event as the launcher prints it (launcher/README.md, "Detection").
 SECURITY_EVENT = re.compile(
     r"^launcher-security-event: warning v1 kind=(syscall|launcher|forged|identity) pid=\d+ "
-    r"time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ suppressed=\d+ detail=[ -~]*$", re.M
+    r"time=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ suppressed=\d+ detail=[ -~]*$",
+    re.M,
 )
 
 
@@ -188,8 +189,8 @@ def events_row(stderr: str) -> Row:
     """The probes' refused calls (unshare, keyctl, chmod +x, ...) were also reported."""
     kinds = [match.group(1) for match in SECURITY_EVENT.finditer(stderr)]
     calls = kinds.count("syscall")
-    return ("refused calls are reported as security events", calls > 0,
-            f"{calls} syscall event(s) on the worker's stderr" if calls else "none reported")  # fmt: skip
+    told = f"{calls} syscall event(s) on the worker's stderr" if calls else "none reported"
+    return "refused calls are reported as security events", calls > 0, told
 
 
 def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]:

@@ -300,7 +300,7 @@ def written_program_refused() -> Result:
         child = os.fork()
         if child == 0:
             try:
-                os.execv(path, [path, "--version"])
+                os.execv(path, [path, "--version"])  # noqa: S606 - the attack under test
             except OSError as error:
                 os._exit(100 + error.errno)
         code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
