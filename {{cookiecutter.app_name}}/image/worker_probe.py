@@ -294,7 +294,7 @@ def written_program_refused() -> Result:
             action()
             return "ok"
         except OSError as error:
-            return errno.errorcode[error.errno]
+            return errno.errorcode.get(error.errno or 0, str(error))
 
     def run(path: str) -> str:
         child = os.fork()
@@ -302,7 +302,7 @@ def written_program_refused() -> Result:
             try:
                 os.execv(path, [path, "--version"])  # noqa: S606 - the attack under test
             except OSError as error:
-                os._exit(100 + error.errno)
+                os._exit(100 + (error.errno or 0))
         code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
         return errno.errorcode[code - 100] if code > 100 else "ran"
 
