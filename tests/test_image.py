@@ -31,6 +31,7 @@ SANDBOX_CHECKS = (
     "cannot write /tmp or /var/tmp",
     "no sys.path entry writable",
     "a program the worker writes does not run",
+    "no token from the metadata endpoint (169.254.169.254:80)",
     "a process left behind ends with the worker",
     "another launch's /proc/<pid>/mem out of reach",
     "refused calls are reported as security events",

@@ -322,16 +322,42 @@ def written_program_refused() -> Result:
                 f"memfd {memfd}; {landlock_execution()}")  # fmt: skip
 
 
+def metadata_endpoint_refused() -> Result:
+    """A token from the metadata endpoint needs no secret (launcher/README.md, Egress): the worker
+    must not connect to 169.254.169.254:80. Under the launcher's Landlock (ABI 4 on) that is
+    EACCES before any packet leaves; an older kernel cannot refuse it, and the detail says so."""
+    import errno
+    import socket
+
+    abi = landlock_abi()
+    try:
+        with socket.create_connection(("169.254.169.254", 80), timeout=2):
+            outcome = "connected"
+    except OSError as error:
+        outcome = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    if outcome == "EACCES":
+        return True, f"EACCES (Landlock ABI {abi}: TCP to the policy's ports only)"
+    if abi < 4:
+        where = f"Landlock ABI {abi}" if abi > 0 else "no Landlock"
+        return True, (f"{outcome}: not enforced here ({where}; needs ABI 4, Linux 6.7): "
+                      "the platform's network rules must (launcher/README.md, Egress)")  # fmt: skip
+    return False, f"{outcome} under Landlock ABI {abi}: not refused"
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI (0: none, or refused to this process)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): 444 on every architecture.
+    return max(int(libc.syscall(ctypes.c_long(444), None, ctypes.c_long(0), ctypes.c_long(1))), 0)
+
+
 def landlock_execution() -> str:
     """Whether the kernel here also confines execution (Landlock): then even a program already in
     the image cannot be run; without it, the filter alone holds, for what the worker writes."""
-    import ctypes
-    import platform
-
-    number = {"x86_64": 444, "aarch64": 444}[platform.machine()]
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(ctypes.c_long(number), None, ctypes.c_long(0), ctypes.c_long(1))
+    abi = landlock_abi()
     if abi > 0:
         return f"Landlock ABI {abi}: only the interpreter, the launcher and the loader may run"
     return ("no Landlock here: a program already in the image could be run (the image keeps "
@@ -381,6 +407,7 @@ def main() -> None:
         "cannot write /tmp or /var/tmp": cannot_write_shared_tmp,
         "no sys.path entry writable": no_writable_sys_path,
         "a program the worker writes does not run": written_program_refused,
+        "no token from the metadata endpoint (169.254.169.254:80)": metadata_endpoint_refused,
         "function app imports, health answers": health_answers,
     }
     results: dict[str, Result] = {}

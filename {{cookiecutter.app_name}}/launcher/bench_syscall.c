@@ -60,7 +60,7 @@ static double measure_in_child(int filtered, int use_ioctl)
 		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 			err(1, "prctl(PR_SET_NO_NEW_PRIVS)");
 		clock_gettime(CLOCK_MONOTONIC, &start);
-		if (filtered && sandbox_confine(&policy, NULL, NULL, &status, &failure) != 0)
+		if (filtered && sandbox_confine(&policy, NULL, NULL, NULL, &status, &failure) != 0)
 			errx(1, "%s", failure.message);
 		clock_gettime(CLOCK_MONOTONIC, &end);
 		result = use_ioctl < 0 ? elapsed_ns(&start, &end) : ns_per_call(use_ioctl);

@@ -6,11 +6,12 @@
 #include "sandbox.c"
 #undef sandbox_confine
 
-int sandbox_confine(const struct policy *p, const char *tmpdir, int *listener, struct sandbox_status *status,
-		    struct sandbox_failure *failure)
+int sandbox_confine(const struct policy *p, const char *tmpdir, const struct egress *egress, int *listener,
+		    struct sandbox_status *status, struct sandbox_failure *failure)
 {
 	(void)p;
 	(void)tmpdir;
+	(void)egress;
 	(void)listener;
 	status->filter = FILTER_PLAIN;
 	status->filter_errno = 0;

@@ -164,8 +164,9 @@ static _Noreturn void become_broker(const struct policy *p, uid_t uid, gid_t gid
 	drop_root(uid, gid);
 	die_with_parent();
 	/* The broker parses what the worker writes: it gets the worker's sandbox too (its TMPDIR is
-	 * the policy's, which it cannot write: it writes nothing). */
-	confine(p, tmpdir_of_policy(p), true, false, -1);
+	 * the policy's, which it cannot write: it writes nothing), but not the worker's ports: its
+	 * job is to reach the platform's identity endpoint. */
+	confine(p, tmpdir_of_policy(p), NULL, true, false, -1);
 	execve(p->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s) for the broker: %s", p->exec, strerror(errno));
 }

@@ -101,6 +101,8 @@ static uint32_t expected(const struct call *c, uint32_t refuse)
 #endif
 	if (c->nr == SYS_clone)
 		return c->arg0 & CLONE_NEW_ANY ? refuse : RET_ALLOW;
+	if (c->nr == SYS_socket)
+		return c->arg0 == 43 || c->arg2 == 262 ? refuse : RET_ALLOW; /* AF_SMC, IPPROTO_MPTCP */
 	if (c->nr == SYS_ioctl)
 		return c->arg1 == IOCTL_TIOCSTI || c->arg1 == IOCTL_TIOCLINUX ? refuse : RET_ALLOW;
 	for (size_t i = 0; i < REFUSED; i++)
@@ -115,9 +117,9 @@ static size_t check(uint32_t refuse, size_t *checked, size_t *refusals, size_t *
 	static struct filter_insn prog[MAX_INSNS];
 	size_t steps, longest = 0;
 	/* clone flags, ioctl commands, open flags (O_CREAT, O_TMPFILE), modes, memfd flags (NOEXEC_SEAL,
-	 * EXEC), seccomp's NEW_LISTENER flag (8). */
+	 * EXEC), seccomp's NEW_LISTENER flag (8), socket's AF_SMC (43) and IPPROTO_MPTCP (262). */
 	const uint32_t args[] = { 0, 0x11, 0x5412, 0x541c, 0x10000000, 0x20000, 0x7e020000, 0x1200011, 0xffffffff,
-				  0x40, 0x410000, 0x1ed, 0x1a4, 0x8, 0x10, 0x9, 0x41, 0100 };
+				  0x40, 0x410000, 0x1ed, 0x1a4, 0x8, 0x10, 0x9, 0x41, 0100, 43, 262, 6 };
 	const uint32_t arches[] = { NATIVE_ARCH, 0x40000003U /* i386 */, 0x40000028U /* arm */, 0 };
 
 	*len = build_filter(prog, refuse);

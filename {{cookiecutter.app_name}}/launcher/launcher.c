@@ -299,7 +299,8 @@ void close_fds_from(unsigned first)
 		close((int)fd);
 }
 
-void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit, int watcher)
+void confine(const struct policy *policy, const char *tmpdir, const struct egress *egress, bool must_lead, bool audit,
+	     int watcher)
 {
 	struct sandbox_status sandbox;
 	struct sandbox_failure failure;
@@ -313,7 +314,7 @@ void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bo
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-	if (sandbox_confine(policy, tmpdir, watcher >= 0 ? &listener : NULL, &sandbox, &failure) != 0)
+	if (sandbox_confine(policy, tmpdir, egress, watcher >= 0 ? &listener : NULL, &sandbox, &failure) != 0)
 		die(EXIT_SANDBOX, "%s", failure.message);
 	if (listener >= 0)
 		watch_send_listener(watcher, listener);
@@ -324,7 +325,12 @@ void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bo
 _Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, int watcher, char **argv,
 			   char **env)
 {
-	confine(policy, tmpdir, must_lead, policy->audit, watcher);
+	static struct egress egress;
+	char message[EGRESS_MAX_MESSAGE];
+
+	if (egress_of_worker(policy, argv, env, &egress, message, sizeof message) != 0)
+		die(EXIT_SANDBOX, "%s", message);
+	confine(policy, tmpdir, &egress, must_lead, policy->audit, watcher);
 	close_fds_from(3); /* the host's open sockets and files must not leak into the worker */
 	execve(policy->exec, argv, env);
 	die(EXIT_EXEC, "execve(%s): %s", policy->exec, strerror(errno));

@@ -2,6 +2,7 @@
 #ifndef LAUNCHER_LAUNCHER_H
 #define LAUNCHER_LAUNCHER_H
 
+#include "egress.h"
 #include "policy.h"
 
 #include <sys/types.h>
@@ -35,10 +36,12 @@ void drop_root(uid_t uid, gid_t gid);
 
 /*
  * After the drop, in the worker and the broker alike: a session and keyring of its own,
- * PR_SET_NO_NEW_PRIVS, then the sandbox (Landlock as the policy says, the system-call filter);
- * the audit line when asked. Fails closed (EXIT_SANDBOX).
+ * PR_SET_NO_NEW_PRIVS, then the sandbox (Landlock as the policy says, with the worker's ports
+ * or NULL for the broker's own connections; the system-call filter); the audit line when
+ * asked. Fails closed (EXIT_SANDBOX).
  */
-void confine(const struct policy *policy, const char *tmpdir, bool must_lead, bool audit, int watcher);
+void confine(const struct policy *policy, const char *tmpdir, const struct egress *egress, bool must_lead, bool audit,
+	     int watcher);
 
 /*
  * confine(), descriptors above 2 closed, execve: the last steps of every worker start. watcher:

@@ -193,6 +193,24 @@ static int parse_landlock(struct policy *p, const char *arg, unsigned line, stru
 	return 0;
 }
 
+/* A TCP port, 1 to 65535: what the worker may connect to (egress.c adds the launch's own). */
+static int parse_connect(struct policy *p, const char *arg, unsigned line, struct policy_error *err)
+{
+	unsigned port;
+
+	if (strlen(arg) > 5 || parse_id(arg, strlen(arg), &port) != 0 || port == 0 || port > 65535 || arg[0] == '0')
+		return fail(err, line, "connect takes a TCP port, 1 to 65535");
+	for (size_t i = 0; i < p->n_connect; i++)
+		if (p->connect[i] == port)
+			return fail(err, line, "duplicate connect %u", port);
+	if (p->n_connect == POLICY_MAX_PORTS)
+		return fail(err, line, "more than %d connect directives", POLICY_MAX_PORTS);
+	if (!p->n_connect)
+		p->connect_line = line;
+	p->connect[p->n_connect++] = (unsigned short)port;
+	return 0;
+}
+
 /*
  * FIRST-LAST: uids of no account but these launches, so that no launch can signal, read or
  * outlive into another (launcher/README.md, "Lifetime").
@@ -234,10 +252,11 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 	}
 	if (strcmp(word, "exec") != 0 && strcmp(word, "user") != 0 && strcmp(word, "allow") != 0 &&
 	    strcmp(word, "deny") != 0 && strcmp(word, "nonroot") != 0 && strcmp(word, "landlock") != 0 &&
-	    strcmp(word, "broker") != 0 && strcmp(word, "audience") != 0 && strcmp(word, "launch-uids") != 0)
+	    strcmp(word, "broker") != 0 && strcmp(word, "audience") != 0 && strcmp(word, "launch-uids") != 0 &&
+	    strcmp(word, "connect") != 0)
 		return fail(err, line,
 			    "unknown directive '%.32s' (exec, user, allow, deny, set, audit, nonroot, landlock, broker, "
-			    "audience, launch-uids)",
+			    "audience, launch-uids, connect)",
 			    word);
 	if (!has_arg)
 		return fail(err, line, "%s needs an argument", word);
@@ -278,6 +297,8 @@ static int parse_directive(struct policy *p, const char *word, char *arg, unsign
 		return parse_landlock(p, arg, line, err);
 	if (strcmp(word, "launch-uids") == 0)
 		return parse_launch_uids(p, arg, line, err);
+	if (strcmp(word, "connect") == 0)
+		return parse_connect(p, arg, line, err);
 	if (p->nonroot_line)
 		return fail(err, line, "duplicate nonroot (first on line %u)", p->nonroot_line);
 	if (strcmp(arg, "refuse") != 0 && strcmp(arg, "filter") != 0)
@@ -357,7 +378,8 @@ int policy_parse(char *text, size_t len, struct policy *p, struct policy_error *
 	/* Reset only the header: zeroing the rule arrays would touch ~50 KiB on every start. */
 	p->exec = p->user = p->broker = NULL;
 	p->exec_line = p->user_line = p->audit_line = p->nonroot_line = p->landlock_line = p->broker_line = 0;
-	p->n_audience = 0;
+	p->n_audience = p->n_connect = 0;
+	p->connect_line = 0;
 	p->launch_uid_first = p->launch_uid_count = p->launch_uids_line = 0;
 	p->audit = false;
 	p->nonroot = NONROOT_REFUSE;

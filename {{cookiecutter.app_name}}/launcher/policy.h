@@ -14,6 +14,7 @@ enum {
 	POLICY_MAX_AUDIENCES = 16,
 	POLICY_MAX_AUDIENCE = 200,
 	POLICY_MAX_LAUNCH_UIDS = 64,
+	POLICY_MAX_PORTS = 16,
 };
 
 /* The audience the identity broker forwards when the policy names none: Key Vault. */
@@ -60,6 +61,11 @@ struct policy {
 	unsigned launch_uid_first;
 	unsigned launch_uid_count;
 	unsigned launch_uids_line;
+	/* `connect PORT`: TCP ports the worker may connect to, besides those of its host, broker and
+	 * vault (egress.c); none: connections are not confined. */
+	unsigned short connect[POLICY_MAX_PORTS];
+	size_t n_connect;
+	unsigned connect_line; /* the first */
 	/* `audience URL`: what the broker forwards (POLICY_DEFAULT_AUDIENCE when none is given). */
 	const char *audience[POLICY_MAX_AUDIENCES];
 	size_t n_audience;

@@ -76,6 +76,10 @@ enum { DATA_NR = 0, DATA_ARCH = 4, DATA_ARG0_LOW = 16, DATA_ARG1_LOW = 24, DATA_
 #define IOCTL_TIOCSTI 0x5412U
 #define IOCTL_TIOCLINUX 0x541cU
 
+/* linux/socket.h and linux/in.h: sockets that carry TCP under another name. */
+#define FAMILY_SMC 43U
+#define PROTOCOL_MPTCP 262U
+
 /* The execute bits of a mode; asm-generic/fcntl.h: O_CREAT and __O_TMPFILE (x86_64 and aarch64
  * alike); linux/memfd.h: MFD_NOEXEC_SEAL and MFD_EXEC (Linux 6.3). */
 #define MODE_EXECUTE_BITS 0111U
@@ -180,6 +184,7 @@ enum verdict {
 	VERDICT_CREATE_ARG2_ARG3, /* openat: the same, one argument later */
 	VERDICT_MEMFD_FLAGS,     /* memfd_create: only with MFD_NOEXEC_SEAL, never MFD_EXEC */
 	VERDICT_NO_LISTENER,     /* seccomp: never a listener of the worker's own (see below) */
+	VERDICT_SOCKET,          /* socket: never one that reaches TCP ports past Landlock (see below) */
 	VERDICT_PROBE,           /* SANDBOX_PROBE_NR: this filter is already in place */
 	VERDICTS,
 };
@@ -220,6 +225,10 @@ static const struct rule by_arguments[] = {
 	 * through (linux/seccomp.h): a worker holding a listener could undo every watched refusal. */
 	{ SYS_seccomp, VERDICT_NO_LISTENER, "seccomp" },
 	{ SANDBOX_PROBE_NR, VERDICT_PROBE, "probe" },
+	/* Landlock's connect rules hold for TCP sockets only: an MPTCP socket (IPPROTO_MPTCP) or an
+	 * SMC one (AF_SMC) connects to any port and falls back to plain TCP when the server speaks
+	 * nothing else (checked here on Linux 6.18: tests/test_egress.py). */
+	{ SYS_socket, VERDICT_SOCKET, "socket" },
 	{ SYS_setxattr, VERDICT_EOPNOTSUPP, "setxattr" },
 	{ SYS_lsetxattr, VERDICT_EOPNOTSUPP, "lsetxattr" },
 	{ SYS_fsetxattr, VERDICT_EOPNOTSUPP, "fsetxattr" },
@@ -236,7 +245,7 @@ enum { SPECIAL = sizeof by_arguments / sizeof by_arguments[0], RULES = REFUSED +
  * 64 to 86 us to install here; in this tree, 36 to 40 us (make bench-sandbox prints it).
  * Classic BPF jumps only forward, by at most 255: a program under 256 instructions stays in reach.
  */
-enum { MAX_INSNS = 255, VERDICT_BLOCKS_INSNS = 39 };
+enum { MAX_INSNS = 255, VERDICT_BLOCKS_INSNS = 45 };
 /* At most: the header; per rule a comparison, and (leaves hold two rules or more) half a leaf's
  * allow and half a split; the verdicts' blocks. */
 _Static_assert(6 + 2 * RULES + VERDICT_BLOCKS_INSNS <= MAX_INSNS, "the filter could outgrow its jumps' reach");
@@ -358,6 +367,13 @@ static size_t build_filter(struct filter_insn *prog, uint32_t refusal)
 	emit(prog, &n, RETURN, 0, 0, refusal);
 	block[VERDICT_NO_LISTENER] = n;
 	emit_bits_check(prog, &n, DATA_ARG1_LOW, SECCOMP_FILTER_FLAG_NEW_LISTENER, refusal);
+	block[VERDICT_SOCKET] = n;
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG0_LOW);
+	emit(prog, &n, JUMP_EQ, 3, 0, FAMILY_SMC);
+	emit(prog, &n, LOAD_WORD_ABS, 0, 0, DATA_ARG2_LOW);
+	emit(prog, &n, JUMP_EQ, 1, 0, PROTOCOL_MPTCP);
+	emit(prog, &n, RETURN, 0, 0, RET_ALLOW);
+	emit(prog, &n, RETURN, 0, 0, refusal);
 	block[VERDICT_PROBE] = n;
 	emit(prog, &n, RETURN, 0, 0, RET_ERRNO | SANDBOX_PROBE_ERRNO);
 
@@ -409,6 +425,13 @@ enum {
 	FS_REFER = 1 << 13,    /* ABI 2 */
 	FS_TRUNCATE = 1 << 14, /* ABI 3 */
 };
+/* ABI 4: TCP connect, by port (bind is not handled: the worker may still listen). */
+#define NET_CONNECT_TCP (1U << 1)
+#define LANDLOCK_RULE_NET_PORT 2
+struct net_port_attr {
+	uint64_t allowed_access;
+	uint64_t port;
+};
 struct ruleset_attr {
 	uint64_t handled_access_fs;
 	uint64_t handled_access_net; /* ABI 4 */
@@ -456,17 +479,51 @@ static int allow_beneath(int ruleset, const char *path, uint64_t access, bool re
  * devices above. Execution is handled too: only the interpreter, this launcher (the worker
  * re-executes it) and the loader may be executed. Reads stay as the file modes say.
  */
-static int landlock(const struct policy *p, const char *tmpdir, struct sandbox_status *status,
-		    struct sandbox_failure *failure)
+/* Connections are the worker's only way to another token endpoint: refused but for its own ports. */
+static int allow_ports(int ruleset, const struct egress *egress, struct sandbox_failure *failure)
+{
+	for (size_t i = 0; i < egress->n; i++) {
+		struct net_port_attr rule = { .allowed_access = NET_CONNECT_TCP, .port = egress->port[i] };
+		if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_NET_PORT, &rule, 0) != 0)
+			return fail(failure, "landlock_add_rule(port %u): %s", egress->port[i], strerror(errno));
+	}
+	return 0;
+}
+
+/* best-effort without network rules: one line, whether or not the policy audits. */
+static void warn_connect_not_enforced(const char *why)
+{
+	char line[320];
+
+	snprintf(line, sizeof line,
+		 "launcher: warning: connect not enforced: %s; the worker may connect to any port, a metadata "
+		 "endpoint's included (launcher/README.md, Egress)\n", why);
+	if (write(STDERR_FILENO, line, strlen(line)) < 0) {
+		/* Best effort, as the mode says; the audit line says it too. */
+	}
+}
+
+/*
+ * Every kind of write is handled, so each is refused outside the rules: the worker's TMPDIR,
+ * /dev/shm (the worker's shared-memory transfers and Python's semaphores live there) and the
+ * devices above. Execution is handled too: only the interpreter, this launcher (the worker
+ * re-executes it) and the loader may be executed. With connect lines (ABI 4), TCP connections
+ * too: only to the worker's ports. Reads stay as the file modes say.
+ */
+static int landlock(const struct policy *p, const char *tmpdir, const struct egress *egress,
+		    struct sandbox_status *status, struct sandbox_failure *failure)
 {
 	struct ruleset_attr attr = { 0 };
 	size_t attr_size = sizeof attr.handled_access_fs;
+	bool connect = egress && egress->confined;
 	uint64_t files, writes;
 	long abi;
 	int ruleset;
 
 	status->landlock_abi = 0;
 	status->landlock_errno = 0;
+	status->egress = egress;
+	status->connect_enforced = false;
 	if (p->landlock == LANDLOCK_OFF)
 		return 0;
 	abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
@@ -477,12 +534,24 @@ static int landlock(const struct policy *p, const char *tmpdir, struct sandbox_s
 			return fail(failure, "landlock_create_ruleset(VERSION): %s (the policy says landlock required)",
 				    strerror(errno));
 		status->landlock_errno = errno;
+		if (connect)
+			warn_connect_not_enforced("no Landlock here");
 		return 0;
+	}
+	if (connect && abi < 4) {
+		if (p->landlock == LANDLOCK_REQUIRED)
+			return fail(failure, "landlock ABI %ld has no network rules (connect needs ABI 4, Linux 6.7; "
+				    "the policy says landlock required)", abi);
+		warn_connect_not_enforced("Landlock has no network rules before ABI 4 (Linux 6.7)");
 	}
 	writes = FS_WRITE_FILE | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_CHAR | FS_MAKE_DIR | FS_MAKE_REG |
 		 FS_MAKE_SOCK | FS_MAKE_FIFO | FS_MAKE_BLOCK | FS_MAKE_SYM | (abi >= 2 ? FS_REFER : 0) |
 		 (abi >= 3 ? FS_TRUNCATE : 0);
 	attr.handled_access_fs = writes | FS_EXECUTE;
+	if (connect && abi >= 4) {
+		attr.handled_access_net = NET_CONNECT_TCP;
+		attr_size = sizeof attr.handled_access_fs + sizeof attr.handled_access_net;
+	}
 	if (abi >= 6) {
 		attr.scoped = SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET;
 		attr_size = sizeof attr;
@@ -494,7 +563,8 @@ static int landlock(const struct policy *p, const char *tmpdir, struct sandbox_s
 	if (allow_beneath(ruleset, tmpdir, writes, true, failure) != 0 ||
 	    allow_beneath(ruleset, "/dev/shm", writes, false, failure) != 0 ||
 	    allow_beneath(ruleset, p->exec, FS_EXECUTE, true, failure) != 0 ||
-	    allow_beneath(ruleset, "/proc/self/exe", FS_EXECUTE, true, failure) != 0)
+	    allow_beneath(ruleset, "/proc/self/exe", FS_EXECUTE, true, failure) != 0 ||
+	    (attr.handled_access_net && allow_ports(ruleset, egress, failure) != 0))
 		goto failed;
 	for (size_t i = 0; i < sizeof loaders / sizeof loaders[0]; i++)
 		if (allow_beneath(ruleset, loaders[i], FS_EXECUTE, false, failure) != 0)
@@ -508,6 +578,7 @@ static int landlock(const struct policy *p, const char *tmpdir, struct sandbox_s
 	}
 	close(ruleset);
 	status->landlock_abi = (int)abi;
+	status->connect_enforced = attr.handled_access_net != 0;
 	return 0;
 failed:
 	close(ruleset);
@@ -519,8 +590,8 @@ bool sandbox_filter_in_place(void)
 	return syscall(SANDBOX_PROBE_NR) == -1 && errno == SANDBOX_PROBE_ERRNO;
 }
 
-int sandbox_confine(const struct policy *p, const char *tmpdir, int *listener, struct sandbox_status *status,
-		    struct sandbox_failure *failure)
+int sandbox_confine(const struct policy *p, const char *tmpdir, const struct egress *egress, int *listener,
+		    struct sandbox_status *status, struct sandbox_failure *failure)
 {
 	static struct filter_insn insns[MAX_INSNS];
 	struct filter_prog prog;
@@ -528,7 +599,7 @@ int sandbox_confine(const struct policy *p, const char *tmpdir, int *listener, s
 
 	status->filter = FILTER_PLAIN;
 	status->filter_errno = 0;
-	if (landlock(p, tmpdir, status, failure) != 0)
+	if (landlock(p, tmpdir, egress, status, failure) != 0)
 		return -1;
 	/* A re-exec inside a watched worker: a second copy would answer with EPERM, which wins over
 	 * the first copy's RET_USER_NOTIF, and silence the events; the first already holds. */
@@ -565,18 +636,39 @@ const char *sandbox_call_name(uint32_t nr)
 	return "?";
 }
 
+/* "; connects: TCP 443 36427", or "; connects: any port" where the policy asked and it is not enforced. */
+static void connect_text(const struct sandbox_status *status, char *text, size_t size)
+{
+	size_t used;
+
+	text[0] = '\0';
+	if (!status->egress || !status->egress->confined)
+		return;
+	if (!status->connect_enforced) {
+		snprintf(text, size, "; connects: any port");
+		return;
+	}
+	used = (size_t)snprintf(text, size, "; connects: TCP");
+	for (size_t i = 0; i < status->egress->n && used < size; i++)
+		used += (size_t)snprintf(text + used, size - used, " %u", status->egress->port[i]);
+}
+
 void sandbox_audit(const struct policy *p, const struct sandbox_status *status)
 {
-	char landlock_text[128], filter_text[80], line[432];
+	char connects[200], landlock_text[360], filter_text[80], line[640];
 
+	connect_text(status, connects, sizeof connects);
 	if (p->landlock == LANDLOCK_OFF)
-		snprintf(landlock_text, sizeof landlock_text, "landlock off");
+		snprintf(landlock_text, sizeof landlock_text, "landlock off%s%s%s", connects[0] ? " (" : "",
+			 connects[0] ? connects + 2 : "", connects[0] ? ")" : "");
 	else if (status->landlock_abi > 0)
-		snprintf(landlock_text, sizeof landlock_text, "landlock ABI %d (writes: TMPDIR, /dev/shm; runs: the interpreter%s)",
-			 status->landlock_abi, status->landlock_abi >= 6 ? "; signals: its own" : "");
+		snprintf(landlock_text, sizeof landlock_text,
+			 "landlock ABI %d (writes: TMPDIR, /dev/shm; runs: the interpreter%s%s)", status->landlock_abi,
+			 status->landlock_abi >= 6 ? "; signals: its own" : "", connects);
 	else
-		snprintf(landlock_text, sizeof landlock_text, "landlock unavailable (%s), best-effort",
-			 strerror(status->landlock_errno));
+		snprintf(landlock_text, sizeof landlock_text, "landlock unavailable (%s), best-effort%s%s%s",
+			 strerror(status->landlock_errno), connects[0] ? " (" : "", connects[0] ? connects + 2 : "",
+			 connects[0] ? ")" : "");
 	if (status->filter == FILTER_WATCHED)
 		snprintf(filter_text, sizeof filter_text, "refusals reported");
 	else if (status->filter == FILTER_INHERITED)

@@ -2,6 +2,7 @@
 #ifndef LAUNCHER_SANDBOX_H
 #define LAUNCHER_SANDBOX_H
 
+#include "egress.h"
 #include "policy.h"
 
 #include <stddef.h>
@@ -24,6 +25,8 @@ enum sandbox_filter {
 struct sandbox_status {
 	int landlock_abi;        /* > 0: enforced at that ABI; 0: not enforced (see landlock_errno) */
 	int landlock_errno;      /* why Landlock is unavailable (best-effort), 0 when off or enforced */
+	const struct egress *egress; /* the worker's ports (NULL: the broker, whose connections are its own) */
+	bool connect_enforced;   /* Landlock refuses TCP connections to any other port (ABI 4 and later) */
 	int keyring_errno;       /* 0: a new session keyring; else why keyctl refused (nothing to hand over) */
 	enum sandbox_filter filter;
 	int filter_errno;        /* why a watched filter could not be had (then it is plain) */
@@ -42,14 +45,15 @@ struct sandbox_failure {
 int sandbox_leave_root_session(bool must_lead, struct sandbox_status *status, struct sandbox_failure *failure);
 
 /*
- * Landlock (as the policy says; writes beneath tmpdir, this launch's TMPDIR) and then the
+ * Landlock (as the policy says; writes beneath tmpdir, this launch's TMPDIR; TCP connections to
+ * egress's ports only, when it is confined: NULL for none) and then the
  * system-call filter: with listener, watched where the kernel can (the listener's descriptor is
  * stored there, else -1 stays), else plain; not again where it is already in place. Call it after
  * PR_SET_NO_NEW_PRIVS, before closing descriptors and execve. Fails closed: -1 means the worker
  * must not run.
  */
-int sandbox_confine(const struct policy *policy, const char *tmpdir, int *listener, struct sandbox_status *status,
-		    struct sandbox_failure *failure);
+int sandbox_confine(const struct policy *policy, const char *tmpdir, const struct egress *egress, int *listener,
+		    struct sandbox_status *status, struct sandbox_failure *failure);
 
 /* Whether the launcher's filter already confines this process. */
 bool sandbox_filter_in_place(void);

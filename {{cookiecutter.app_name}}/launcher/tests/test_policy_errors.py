@@ -155,6 +155,19 @@ APPENDED: list[tuple[str, list[str], int, str]] = [
         515,
         "more than 512 allow directives",
     ),
+    ("connect without a port", ["connect"], 4, "connect needs an argument"),
+    ("connect to port 0", ["connect 0"], 4, "connect takes a TCP port, 1 to 65535"),
+    ("connect past 65535", ["connect 65536"], 4, "connect takes a TCP port, 1 to 65535"),
+    ("connect to a named port", ["connect https"], 4, "connect takes a TCP port, 1 to 65535"),
+    ("connect with a leading zero", ["connect 0443"], 4, "connect takes a TCP port, 1 to 65535"),
+    ("connect to two ports on one line", ["connect 443 80"], 4, "connect takes one argument"),
+    ("duplicate connect", ["connect 443", "connect 443"], 5, "duplicate connect 443"),
+    (
+        "too many connects",
+        [f"connect {port}" for port in range(1000, 1017)],
+        20,
+        "more than 16 connect directives",
+    ),
 ]
 REPLACED: list[tuple[str, list[str], int, str]] = [
     ("missing exec", ["user {user}", "allow LANG"], 2, "no exec directive"),
