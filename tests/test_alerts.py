@@ -47,6 +47,9 @@ def query_patterns(bicep: dict[str, Any]) -> tuple[re.Pattern[str], re.Pattern[s
     (condition,) = rule["properties"]["criteria"]["allOf"]
     query = bicep["variables"][condition["query"]]["value"]
     assert query.split()[0] == "traces"  # Application Insights' table of log lines
+    # Only what the host read from the worker process's stdout and stderr, through the launcher:
+    # the worker's own logging reaches the host over gRPC, unfiltered, under Function.<name>.User.
+    assert '| where customDimensions.Category == "Host.Function.Console"\n' in query
     (where,) = re.findall(r'\| where message matches regex @"([^"]*)"', query)
     (kind,) = re.findall(r'\| extend kind = extract\(@"([^"]*)", 1, message\)', query)
     return re.compile(where), re.compile(kind)  # RE2 and Python agree on these classes

@@ -17,10 +17,15 @@ param notifyEmail string = '{{ cookiecutter.security_alert_email }}'
 // Owner, a built-in role: an empty notifyEmail mails the users holding it on the subscription.
 var ownerRoleId = '8e3af657-a8ff-443c-a75c-2fe8c4bcb635'
 
-// Matches the line's fixed start wherever it stands; a worker's line holding the marker reaches
-// the log with its '-' made '_' (watch.c), so only the launcher and the broker can match.
+// Only Host.Function.Console: the worker's own `logging` travels to the host over gRPC, not through
+// the launcher, and lands under Function.<name>.User (Azure/azure-functions-host
+// src/WebJobs.Script.Grpc/Channel/GrpcWorkerChannel.cs; the category is customDimensions.Category,
+// Azure/azure-webjobs-sdk src/Microsoft.Azure.WebJobs.Logging.ApplicationInsights/ApplicationInsightsLogger.cs).
+// In that category, a worker's line holding the marker arrives with its '-' made '_' (watch.c), so
+// only the launcher, its supervisor and the broker can match.
 var eventQuery = '''
 traces
+| where customDimensions.Category == "Host.Function.Console"
 | where message matches regex @"launcher-security-event: warning v1 kind=[a-z]+ pid=[0-9]+ "
 | extend kind = extract(@"kind=([a-z]+)", 1, message)
 | project timestamp, kind, message, cloud_RoleInstance
