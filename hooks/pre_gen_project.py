@@ -41,6 +41,11 @@ NAME_RULES = {
         "3 to 24 letters, digits and hyphens, starting with a letter, ending with a letter"
         " or digit, without consecutive hyphens (Azure's rule for key vaults)",
     ),
+    "security_alert_email": (
+        r"(?=.{0,254}$)(?:[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+)?",
+        "empty (the alert then mails the subscription's Owners) or one e-mail address such as"
+        " security@contoso.com (it lands in a Bicep string: no quotes, spaces or lists)",
+    ),
     "worker_user": (
         r"(?!root$)[a-z_][a-z0-9_-]{0,31}",
         "a Linux account name other than root: a lowercase letter or underscore, then up"

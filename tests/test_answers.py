@@ -38,6 +38,9 @@ BAD_ANSWERS = [
     ("worker_user", "Upper", "lowercase letter"),
     ("project_name", 'say "hi"', "without quotes"),
     ("project_name", "", "1 to 80 printable"),
+    ("security_alert_email", "team@localhost", "one e-mail address such as security@contoso.com"),
+    ("security_alert_email", "a@contoso.com, b@contoso.com", "security_alert_email 'a@contoso.com, b@"),
+    ("security_alert_email", "x'@contoso.com", "no quotes, spaces or lists"),
     ("license", "GPL-3.0", "license 'GPL-3.0' is not offered: choose one of proprietary, MIT, Apache-2.0"),
 ]
 

@@ -35,6 +35,7 @@ SANDBOX_CHECKS = (
     "a process left behind ends with the worker",
     "another launch's /proc/<pid>/mem out of reach",
     "refused calls are reported as security events",
+    "a forged event is defanged and reported",
 )
 # The rows verify-image must print as passing: if one disappears, the check went missing.
 REQUIRED_CHECKS = (

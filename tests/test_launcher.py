@@ -209,3 +209,16 @@ def test_sandbox_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str])
     per_call = re.search(r"^filter cost per system call, getpid: (-?\d+\.\d+) ns$", out, re.M)
     assert sandbox and per_call, out
     assert float(sandbox.group(1)) <= RATIO_BOUND
+
+
+def test_detection_figures(launcher_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Watching refused calls against the same filter unwatched, into CI's log: start-up in pairs,
+    and a flood summarised. The bounds only catch a watch gone badly wrong, not noise."""
+    out = bench_output(launcher_dir, "bench-detection", capsys)
+    whole = re.search(r"^start-up, watched: median (\d+\.\d+) ms", out, re.M)
+    start = re.search(r"^start-up, watched minus unwatched, \d+ pairs: median ([-+]\d+\.\d+) ms", out, re.M)
+    per_call = re.search(r"the watch adds (-?\d+\.\d+) us a refused call$", out, re.M)
+    lines = re.search(r"^flood event lines printed: (\d+) for (\d+) refusals$", out, re.M)
+    assert whole and start and per_call and lines, out
+    assert float(start[1]) < (RATIO_BOUND - 1) * float(whole[1]), "watching refused calls slows every start"
+    assert int(lines[1]) <= 12 and int(lines[2]) >= 10000, "a flood was not summarised"

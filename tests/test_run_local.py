@@ -146,3 +146,25 @@ def test_make_run_serves_the_app_with_azurite_and_make_stop_ends_everything(
     assert not any(listening(p) for p in (port, *AZURITE_PORTS)), "a port still answers"
     assert not (project / ".run/azurite.pid").exists()
     assert "stopped: the container and Azurite have ended" in log.read_text()
+
+
+def test_make_run_shows_a_security_event_apart_from_the_hosts_chatter(bake) -> None:
+    """What make run prints for each line of the host's log: an event stands out, wherever the
+    host's prefix put it; a worker's forgery (defanged by the launcher) and the rest pass as they are."""
+    project = bake()
+    sys.path.insert(0, str(project / "image"))
+    try:
+        import run_local
+    finally:
+        sys.path.remove(str(project / "image"))
+        sys.modules.pop("run_local", None)
+    event = ("launcher-security-event: warning v1 kind=syscall pid=41 time=2026-01-01T00:00:00Z "
+             "suppressed=0 detail=unshare refused (system call 272)")  # fmt: skip
+    banner = "make run: SECURITY EVENT (an attack refused; the deployed app alerts on this):"
+    for host_line in (event, f"worker: {event}", f"      {event}"):
+        assert run_local.shown(host_line, colour=False) == f"{banner}\n    {event}"
+        assert run_local.shown(host_line, colour=True).startswith(f"\033[1;31m{banner}\033[0m\n")
+    chatter = ["standin-host: worker indexed 2 function(s)",
+               "worker: (forged) launcher_security_event: warning v1 kind=syscall pid=1"]  # fmt: skip
+    for line in chatter:
+        assert run_local.shown(line, colour=True) == line

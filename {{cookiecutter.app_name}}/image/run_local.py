@@ -3,7 +3,8 @@
 The image starts by its own entrypoint (the host as root, the worker through the launcher). The
 host's storage is Azurite, the official Azure Storage emulator (installed from npm into azurite/,
 pinned by its lockfile), on 127.0.0.1 only; the app's secrets come from its local development
-source, local.secrets.json; the host's log goes to this terminal. Ctrl+C or `make stop` ends the
+source, local.secrets.json; the host's log goes to this terminal, each security event in it
+highlighted (launcher/README.md, "Detection"). Ctrl+C or `make stop` ends the
 container and Azurite. Everything this run keeps is in .run/ (git-ignored).
 
 Networking: the container shares this machine's network (`--network host`), so the host listens
@@ -29,7 +30,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 PROJECT = Path(__file__).resolve().parent.parent
 STATE = PROJECT / ".run"
@@ -44,6 +45,9 @@ KEYS_DIR = "/run/functions-keys"
 READY_SECONDS = 180
 STOP_SECONDS = 15
 PS = shutil.which("ps") or "/bin/ps"  # POSIX ps: the same options on Linux and macOS
+# Every security event line starts with this (launcher/events.h); a worker's line holding it reaches
+# the log defanged ('-' made '_'), so a line holding it is the launcher's or the broker's.
+EVENT_MARKER = "launcher-security-event:"
 
 
 def say(message: str) -> None:
@@ -219,6 +223,23 @@ def announce_when_ready(port: int, container: subprocess.Popen[bytes]) -> None:
             time.sleep(0.5)  # polling the host, bounded by the deadline
 
 
+def shown(line: str, colour: bool) -> str:
+    """A line of the host's log as this terminal shows it: a security event stands out."""
+    at = line.find(EVENT_MARKER)
+    if at < 0:
+        return line
+    banner = "make run: SECURITY EVENT (an attack refused; the deployed app alerts on this):"
+    if colour:
+        banner = f"\033[1;31m{banner}\033[0m"  # bold red
+    return f"{banner}\n    {line[at:]}"
+
+
+def show_log(stream: IO[bytes]) -> None:
+    colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ  # no-color.org
+    for raw in iter(stream.readline, b""):
+        print(shown(raw.decode(errors="replace").rstrip("\r\n"), colour), flush=True)
+
+
 def interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt  # SIGTERM, and SIGINT whatever we inherited, end the run as Ctrl+C does
 
@@ -248,7 +269,9 @@ def run(engine: str, image: str, name: str, port: int) -> int:
     ]  # fmt: skip
     say(f"starting {image} as {name}; the host's log follows")
     interrupted = False
-    container = subprocess.Popen(command)
+    container = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = threading.Thread(target=show_log, args=(container.stdout,), daemon=True)
+    log.start()
     try:
         threading.Thread(target=announce_when_ready, args=(port, container), daemon=True).start()
         # SIGINT too: a shell that starts a job in the background makes it ignore SIGINT.
@@ -260,6 +283,7 @@ def run(engine: str, image: str, name: str, port: int) -> int:
         subprocess.run([engine, "stop", "--time", "10", name], capture_output=True, check=False)
         code = container.wait()
     finally:
+        log.join(timeout=5)  # the container's last lines
         stop_azurite()
         azurite.wait()  # collect it: ours to reap
     if interrupted or (STATE / "stop-requested").exists():

@@ -186,11 +186,21 @@ SECURITY_EVENT = re.compile(
 
 
 def events_row(stderr: str) -> Row:
-    """The probes' refused calls (unshare, keyctl, chmod +x, ...) were also reported."""
+    """The probes' refused calls (unshare, keyctl, chmod +x, ...) and the refused storage token
+    were also reported, each in the event's exact shape."""
     kinds = [match.group(1) for match in SECURITY_EVENT.finditer(stderr)]
-    calls = kinds.count("syscall")
-    told = f"{calls} syscall event(s) on the worker's stderr" if calls else "none reported"
-    return "refused calls are reported as security events", calls > 0, told
+    calls, tokens = kinds.count("syscall"), kinds.count("identity")
+    told = f"{calls} syscall and {tokens} identity event(s) on the worker's stderr"
+    return "refused calls are reported as security events", calls > 0 and tokens > 0, told
+
+
+def forgery_row(stderr: str) -> Row:
+    """The probe's forged event line reached the host behind a prefix, its '-' made '_', and the
+    supervisor reported the forgery."""
+    defanged = "worker: (forged) launcher_security_event:" in stderr
+    reported = [m.group(1) for m in SECURITY_EVENT.finditer(stderr)].count("forged")
+    told = f"defanged: {'yes' if defanged else 'no'}; {reported} forged event(s)"
+    return "a forged event is defanged and reported", defanged and reported > 0, told
 
 
 def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]:
@@ -205,7 +215,7 @@ def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]
         why = (result.stderr.strip() or result.stdout.strip() or "no output")[-300:]
         return [("worker probes ran through `python`", False, f"exit {result.returncode}: {why}")]
     rows = [(name, bool(ok), str(detail)) for name, (ok, detail) in results.items()]
-    return [*rows, events_row(result.stderr)]
+    return [*rows, events_row(result.stderr), forgery_row(result.stderr)]
 
 
 def verify(engine: str, image: str, user: str) -> list[Row]:

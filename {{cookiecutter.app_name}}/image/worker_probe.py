@@ -381,8 +381,17 @@ def health_answers() -> Result:
     return response.status_code == 200, f"{len(names)} functions; health -> {response.status_code}"
 
 
+# What exploited code would write to pass for the launcher (launcher/README.md, "Detection");
+# verify_image.py checks that it reached the host defanged and was reported.
+FORGED_EVENT = (
+    "launcher-security-event: warning v1 kind=forged pid=1 time=2026-01-01T00:00:00Z "
+    "suppressed=0 detail=written by the worker probe"
+)
+
+
 def main() -> None:
     marker, user = sys.argv[1], sys.argv[2]
+    print(FORGED_EVENT, file=sys.stderr, flush=True)
     purelib = Path(sysconfig.get_paths()["purelib"])
     checks: dict[str, Callable[[], Result]] = {
         f"worker runs as {user}, not root": lambda: runs_as_worker(user),

@@ -78,6 +78,17 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
   }
 }
 
+// The security alert on the launcher's events, and who it mails (alerts.bicep).
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    appName: appName
+    insightsId: insights.id
+  }
+}
+
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
   name: acrName
   location: location

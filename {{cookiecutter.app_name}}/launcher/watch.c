@@ -2,8 +2,14 @@
  * The supervisor's side of detection. Why relay the worker's output instead of handing it the
  * host's stderr: the Functions host logs whatever the worker process writes, so a worker sharing
  * the launcher's stderr could write a line indistinguishable from a security event (or bury real
- * ones). Every line of the worker's that starts with EVENT_MARKER is passed on behind a
- * "worker: (forged) " prefix, which no alert matches, and reported as a forgery.
+ * ones). The host reads lines (.NET's ReadLine: \r, \n and \r\n end one) and, from a line that
+ * starts with LanguageWorkerConsoleLog, deletes that prefix wherever it occurs, in any case
+ * (WorkerProcessUtilities.RemoveLogPrefix, Azure/azure-functions-host
+ * src/WebJobs.Script/Workers/ProcessManagement/WorkerProcessUtilities.cs). So each line of the
+ * worker's is held until it ends and looked at as the host may log it: in lower case, without
+ * control bytes or that prefix. One that then contains the marker anywhere goes on as
+ * "worker: (forged) " and the line with each '-' made '_' (so no query for the marker can match
+ * it, however the host trims it) and is reported as a forgery.
  */
 #define _GNU_SOURCE
 #include "watch.h"
@@ -22,8 +28,8 @@
 #include <unistd.h>
 
 enum { NOTIF_BUFFER = 512, RELAY_CHUNK = 4096 };
-static const char marker[] = EVENT_MARKER;
 static const char forged_prefix[] = "worker: (forged) ";
+static const char host_prefix[] = "languageworkerconsolelog";
 
 void watch_prepare(struct watch *w)
 {
@@ -34,8 +40,8 @@ void watch_prepare(struct watch *w)
 		if (pipe2(w->pipes[i], O_CLOEXEC) != 0)
 			die(EXIT_SYSTEM, "pipe2: %s", strerror(errno));
 		w->stream[i].fd = w->pipes[i][0];
-		w->stream[i].mid_line = false;
-		w->stream[i].matched = 0;
+		w->stream[i].overlong = false;
+		w->stream[i].len = 0;
 	}
 }
 
@@ -120,46 +126,84 @@ static void answer(struct watch *w)
 	event_report(EVENT_SYSCALL, (pid_t)request.notif.pid, detail);
 }
 
-/* Passes data on to the host's descriptor (1 or 2), a forged line's start rewritten. */
-static void relay(struct watch *w, int i, const char *data, size_t len)
+/* Whether a line could reach the host's log holding the marker (any case, the host's prefix cut out). */
+static bool imitates_event(const char *line, size_t len)
 {
-	char out[RELAY_CHUNK * 2 + sizeof forged_prefix + sizeof marker];
-	size_t n = 0;
+	static char seen[WATCH_LINE_MAX];
+	static const char *const mark = EVENT_MARKER;
+	size_t n = 0, p = sizeof host_prefix - 1, m = strlen(mark) - 1; /* the colon need not follow */
 
 	for (size_t k = 0; k < len; k++) {
-		char c = data[k];
-		if (!w->stream[i].mid_line && c == marker[w->stream[i].matched]) {
-			if (++w->stream[i].matched < sizeof marker - 1)
-				continue; /* held back until the line shows what it is */
-			memcpy(out + n, forged_prefix, sizeof forged_prefix - 1);
-			n += sizeof forged_prefix - 1;
-			memcpy(out + n, marker, sizeof marker - 1);
-			n += sizeof marker - 1;
-			w->stream[i].matched = 0;
-			w->stream[i].mid_line = true;
-			event_report(EVENT_FORGED, 0, "the worker wrote a line that starts like a security event");
+		unsigned char c = (unsigned char)line[k];
+		if (c < 0x20 || c == 0x7f)
 			continue;
-		}
-		if (w->stream[i].matched) { /* not the marker after all: what was held goes out as it was */
-			memcpy(out + n, marker, w->stream[i].matched);
-			n += w->stream[i].matched;
-			w->stream[i].matched = 0;
-		}
-		out[n++] = c;
-		/* The host reads lines as .NET's StreamReader.ReadLine does: \r, \n and \r\n end one. */
-		w->stream[i].mid_line = c != '\n' && c != '\r';
+		seen[n++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+		if (n >= p && memcmp(seen + n - p, host_prefix, p) == 0)
+			n -= p; /* can never cut into the marker: no end of the one begins the other */
+		if (n >= m && memcmp(seen + n - m, mark, m) == 0)
+			return true;
 	}
-	for (size_t off = 0; off < n;) {
-		ssize_t wrote = write(STDOUT_FILENO + i, out + off, n - off);
-		if (wrote < 0 && errno == EINTR)
-			continue;
-		if (wrote <= 0)
-			break; /* the host closed its end: the output has nowhere to go */
-		off += (size_t)wrote;
+	return false;
+}
+
+/* The host's descriptor (1 or 2) gets data, every '-' made '_' if asked. */
+static void send_out(int i, const char *data, size_t len, bool defang)
+{
+	char out[RELAY_CHUNK];
+
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < sizeof out ? len - off : sizeof out;
+		for (size_t k = 0; k < n; k++)
+			out[k] = defang && data[off + k] == '-' ? '_' : data[off + k];
+		for (size_t sent = 0; sent < n;) {
+			ssize_t wrote = write(STDOUT_FILENO + i, out + sent, n - sent);
+			if (wrote < 0 && errno == EINTR)
+				continue;
+			if (wrote <= 0)
+				return; /* the host closed its end: the output has nowhere to go */
+			sent += (size_t)wrote;
+		}
+		off += n;
 	}
 }
 
-/* Reads what one stream has; at end of file, what was held back goes out and the stream closes. */
+/* A line held back goes on: as it was, or defanged behind the forged prefix and reported. */
+static void pass_line(struct watch *w, int i)
+{
+	bool forged = imitates_event(w->stream[i].line, w->stream[i].len);
+
+	if (forged) { /* the report first: on stderr it must not land inside the line */
+		event_report(EVENT_FORGED, 0, "the worker wrote a line that holds a security event's marker");
+		send_out(i, forged_prefix, sizeof forged_prefix - 1, false);
+	}
+	send_out(i, w->stream[i].line, w->stream[i].len, forged || w->stream[i].overlong);
+	w->stream[i].len = 0;
+}
+
+/* Passes the worker's output on line by line; a line longer than the buffer loses its '-' to its end. */
+static void relay(struct watch *w, int i, const char *data, size_t len)
+{
+	for (size_t k = 0; k < len; k++) {
+		char c = data[k];
+		bool ends = c == '\n' || c == '\r';
+		if (w->stream[i].overlong) {
+			size_t run = k;
+			while (run < len && data[run] != '\n' && data[run] != '\r')
+				run++;
+			send_out(i, data + k, run - k + (run < len), true);
+			w->stream[i].overlong = run == len;
+			k = run;
+			continue;
+		}
+		w->stream[i].line[w->stream[i].len++] = c;
+		if (ends || w->stream[i].len == sizeof w->stream[i].line) {
+			w->stream[i].overlong = !ends;
+			pass_line(w, i);
+		}
+	}
+}
+
+/* Reads what one stream has; at end of file, the line held back goes out and the stream closes. */
 static void pass_on(struct watch *w, int i)
 {
 	char data[RELAY_CHUNK];
@@ -172,12 +216,9 @@ static void pass_on(struct watch *w, int i)
 		relay(w, i, data, (size_t)n);
 		return;
 	}
-	if (w->stream[i].matched) {
-		size_t held = w->stream[i].matched;
-		w->stream[i].matched = 0;
-		w->stream[i].mid_line = true;
-		relay(w, i, marker, held);
-	}
+	if (w->stream[i].len)
+		pass_line(w, i);
+	w->stream[i].overlong = false;
 	close(w->stream[i].fd);
 	w->stream[i].fd = -1;
 }

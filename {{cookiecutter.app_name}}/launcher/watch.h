@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-enum { WATCH_STREAMS = 2, WATCH_POLLFDS = WATCH_STREAMS + 1 };
+/* Application Insights keeps 32,768 characters of a trace's message; a longer line is defanged whole. */
+enum { WATCH_STREAMS = 2, WATCH_POLLFDS = WATCH_STREAMS + 1, WATCH_LINE_MAX = 32768 };
 
 struct watch {
 	int control[2];                   /* a socket pair: the worker sends its filter's listener */
@@ -20,8 +21,9 @@ struct watch {
 	int listener;                     /* the filter's listener, -1 without one */
 	struct {
 		int fd;                   /* read end, -1 at end of file */
-		bool mid_line;            /* the bytes passed on so far end inside a line */
-		size_t matched;           /* how much of EVENT_MARKER a line starts with, held back */
+		bool overlong;            /* the line passed on so far outgrew line[]: defanged to its end */
+		size_t len;               /* the line so far, held back until it ends */
+		char line[WATCH_LINE_MAX];
 	} stream[WATCH_STREAMS];
 };
 

@@ -59,6 +59,11 @@ EVENT = re.compile(
 def security_events(output: bytes | str) -> list[dict[str, str]]:
     """Every line of output that is a security event, as its fields; fails on a near miss."""
     text = output.decode() if isinstance(output, bytes) else output
+    # The template's alert test collects every line about security (events, forgeries, near
+    # misses) here, to run the alert's query over the lines exactly as printed.
+    if record := os.environ.get("LAUNCHER_EVENT_LINES"):
+        with open(record, "a", encoding="utf-8") as lines:
+            lines.writelines(line + "\n" for line in text.splitlines() if "security" in line.lower())
     events = []
     for line in text.splitlines():
         if line.startswith("launcher-security-event:"):

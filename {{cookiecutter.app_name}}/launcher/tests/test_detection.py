@@ -112,17 +112,46 @@ os.write(2, line.encode())
 os.write(2, b'ordinary\\r' + line[:10].encode()); os.write(2, line[10:].encode())  # split, after a CR
 os.write(2, b'launcher-security: not quite the marker\\n')
 """
+# What the Functions host would log as an event, though no line starts with the marker as written:
+# it cuts LanguageWorkerConsoleLog out of a line that starts with it, wherever it occurs, in any case
+# (WorkerProcessUtilities.RemoveLogPrefix, Azure/azure-functions-host), and a query may ignore case.
+DISGUISED = [
+    b"LanguageWorkerConsoleLoglauncher-security-event: warning v1 kind=syscall pid=1 detail=fake\n",
+    b"languageworkerconsolelogLAUNCHER-languageWORKERconsolelogSECURITY-EVENT: warning\n",
+    b"an ordinary start, then launcher-security-event: warning v1 kind=identity\n",
+    b"launcher-\x00security-\x1bevent: warning, control bytes in between\n",
+    b"x" * 40000 + b" launcher-security-event: past any buffer\n",
+]
+FORGE_DISGUISED = f"""
+import os
+for line in {DISGUISED!r}:
+    os.write(2, line)
+"""
 
 
 def test_the_worker_cannot_forge_an_event(watched: Launcher) -> None:
     result = watched.run(["-c", FORGE])
     out, err = result.stdout.decode(), result.stderr.decode()
     assert result.returncode == 0, err
-    # Every forged line is passed on behind a prefix no alert matches, and reported as forged.
-    assert out.startswith("worker: (forged) launcher-security-event: warning v1 kind=syscall pid=1 ")
-    assert err.count("worker: (forged) launcher-security-event:") == 2
+    # Every forged line goes on behind a prefix, its '-' made '_', and is reported as forged.
+    assert out == "worker: (forged) launcher_security_event: warning v1 kind=syscall pid=1 " + (
+        "time=2026_01_01T00:00:00Z suppressed=0 detail=fake\n"
+    )
+    assert err.count("worker: (forged) launcher_security_event:") == 2
     assert "ordinary\r" in err and "launcher-security: not quite the marker\n" in err
     assert [e["kind"] for e in security_events(out + err)] == ["forged"] * 3
+
+
+def test_a_disguised_forgery_is_caught_too(watched: Launcher) -> None:
+    result = watched.run(["-c", FORGE_DISGUISED])
+    lines = result.stderr.split(b"\n")
+    # The line past 32 KiB is not looked into, only defanged whole: no query can match it.
+    assert [e["kind"] for e in security_events(result.stderr)] == ["forged"] * (len(DISGUISED) - 1), lines
+    passed_on = [line for line in lines if not line.startswith(b"launcher-security-event:")][:-1]
+    assert len(passed_on) == len(DISGUISED)
+    for line in passed_on:
+        assert line.startswith(b"worker: (forged) ") or line.startswith(b"x" * 32768)
+        assert b"-" not in line.removeprefix(b"worker: (forged) ")
 
 
 def test_without_the_launcher_a_forged_line_reads_as_an_event(worker: Account) -> None:
@@ -137,12 +166,12 @@ def test_without_the_launcher_a_forged_line_reads_as_an_event(worker: Account) -
 def test_the_workers_output_passes_unchanged(watched: Launcher) -> None:
     code = """
 import os, sys
-data = bytes(range(256)) * 4096 + b'\\nlauncher-security-event\\n' + b'no newline at the end'
+data = bytes(range(256)) * 4096 + b'\\nlauncher-security event-like\\n' + b'no newline at the end'
 sys.stdout.buffer.write(data); sys.stdout.flush()
-os.write(2, b'x' * 100000)
+os.write(2, b'x-' * 16000 + b'\\n' + b'y' * 100000)
 """
     result = watched.run(["-c", code])
-    expected = bytes(range(256)) * 4096 + b"\nlauncher-security-event\nno newline at the end"
-    # The marker needs its colon: without it the bytes pass as written, at a line's start or not.
-    assert result.stdout == expected
-    assert result.stderr == b"x" * 100000
+    expected = bytes(range(256)) * 4096 + b"\nlauncher-security event-like\nno newline at the end"
+    assert result.stdout == expected  # a near miss of the marker passes as written
+    # A line up to 32 KiB keeps its '-'; one longer (that the host would log cut) loses them.
+    assert result.stderr == b"x-" * 16000 + b"\n" + b"y" * 100000
