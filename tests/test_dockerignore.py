@@ -41,7 +41,7 @@ print(json.dumps(sorted(found)))
 """
 
 
-APP_FILES = ("function_app.py", "host.json", "requirements.txt")
+APP_FILES = ("function_app.py", "confinement.py", "host.json", "requirements.txt")
 APP_DIRECTORIES = ("blueprints", "settings", "downloads")
 
 
