@@ -51,6 +51,8 @@ REQUIRED_CHECKS = (
     "no package installer modules",
     *SANDBOX_CHECKS,
     "function app imports, health answers",
+    "every road to the interpreter is confined or serves nothing",
+    "an interpreter run around the launcher serves no function",
     "the next worker starts and answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
@@ -254,6 +256,8 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "root's password locked",
         "no remote access",
         "no package installer modules",
+        "every road to the interpreter is confined or serves nothing",
+        "an interpreter run around the launcher serves no function",
         *SANDBOX_CHECKS,
         "DOTNET diagnostics off",
     )

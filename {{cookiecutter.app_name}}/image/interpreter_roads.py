@@ -1,0 +1,133 @@
+"""Every road to a Python interpreter in the image, found by content and started as the host would.
+
+An app setting (`languageWorkers__python__defaultExecutablePath`, Azure/azure-functions-host
+`RpcWorkerConfigFactory`) can make the host start any path as its worker, as root, with every
+secret in its environment. So verify_image.py asks, for every path that leads to an executable
+interpreter (an ELF program that links libpython or holds `Py_BytesMain`, whatever its name) or
+to the launcher: started as root with the canaries in its environment, does it run confined, and
+if not, does the app serve nothing (confinement.py)? The host's own directory is the host's
+(verify_image.py checks that no `python` there comes first).
+"""
+
+import json
+import subprocess
+
+from rootfs import RootFS
+
+Row = tuple[str, bool, str]
+HOST_DIR = "/azure-functions-host"
+LAUNCHER_POLICY_PATH = b"/etc/launcher/policy.conf"
+ET_EXEC, PT_INTERP = 2, 3
+PROBE = """
+import json, os, sys
+marker = sys.argv[1]
+fields = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)
+leaked = [name for name, value in os.environ.items() if marker in value]
+os.chdir('/home/site/wwwroot')
+sys.path.insert(0, '/home/site/wwwroot')
+from function_app import app
+print(json.dumps({'uid': os.geteuid(), 'nnp': fields['NoNewPrivs'].strip(),
+                  'seccomp': fields['Seccomp'].strip(), 'leaked': len(leaked),
+                  'served': len(app.get_functions())}))
+"""
+
+
+def is_program(data: bytes) -> bool:
+    """A 64-bit little-endian ELF that runs: it names a loader (PT_INTERP) or is ET_EXEC."""
+    if data[:5] != b"\x7fELF\x02":
+        return False
+    phoff = int.from_bytes(data[32:40], "little")
+    size, count = int.from_bytes(data[54:56], "little"), int.from_bytes(data[56:58], "little")
+    headers = range(phoff, phoff + size * count, size)
+    kinds = {int.from_bytes(data[h : h + 4], "little") for h in headers}
+    return PT_INTERP in kinds or int.from_bytes(data[16:18], "little") == ET_EXEC
+
+
+def is_python_interpreter(data: bytes) -> bool:
+    return is_program(data) and (b"Py_BytesMain" in data or b"libpython3" in data)
+
+
+def is_launcher(data: bytes) -> bool:
+    """The launcher: static (a static-pie is ET_DYN without a loader) and naming its policy."""
+    return data[:4] == b"\x7fELF" and LAUNCHER_POLICY_PATH in data and b"libpython3" not in data
+
+
+def interpreter_or_launcher(data: bytes) -> bool:
+    """What export() keeps by content for roads()."""
+    return is_python_interpreter(data) or is_launcher(data)
+
+
+def roads(fs: RootFS) -> dict[str, str]:
+    """Every path that leads to an executable interpreter or launcher -> its kind."""
+    targets = {}
+    for path, data in fs.contents.items():
+        entry = fs.entries.get(path)
+        if entry is None or entry.kind != "file" or not entry.mode & 0o111:
+            continue
+        if path.startswith(HOST_DIR + "/"):
+            continue
+        if is_launcher(data):
+            targets[path] = "launcher"
+        elif is_python_interpreter(data):
+            targets[path] = "interpreter"
+    found = {}
+    for path, entry in fs.entries.items():
+        lead: str | None
+        if entry.kind in ("file", "symlink"):
+            lead = fs.resolve(path)
+        elif entry.kind == "hardlink":
+            lead = entry.target
+        else:
+            continue
+        if lead in targets:
+            found[path] = targets[lead]
+    return found
+
+
+def start(engine: str, container: str, road: str, marker: str) -> tuple[str, bool]:
+    """What happens when the host starts this road: (what, acceptable)."""
+    result = subprocess.run(
+        [engine, "exec", "--user", "0:0", container, road, "-c", PROBE, marker],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    try:
+        seen = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1][-160:]
+        return f"refused (exit {result.returncode}: {last})", result.returncode != 0
+    confined = seen["uid"] != 0 and seen["nnp"] == "1" and seen["seccomp"] == "2"
+    if confined and not seen["leaked"]:
+        return "confined", True
+    how = f"uid {seen['uid']}, no_new_privs {seen['nnp']}, seccomp {seen['seccomp']}"
+    if seen["served"] == 0:
+        return f"unconfined ({how}), serves no function", True
+    return f"UNCONFINED ({how}), serves {seen['served']} functions", False
+
+
+def road_rows(engine: str, container: str, fs: RootFS, marker: str) -> list[Row]:
+    found = roads(fs)
+    outcomes = {road: start(engine, container, road, marker) for road in sorted(found)}
+    launchers = [road for road, kind in found.items() if kind == "launcher"]
+    others = {road: outcomes[road] for road in sorted(found) if found[road] == "interpreter"}
+    confined = [road for road in launchers if outcomes[road] == ("confined", True)]
+    good = all(ok for _, ok in outcomes.values())
+    all_ok = bool(found) and good and len(confined) == len(launchers)
+    detail = "; ".join(
+        [f"{len(confined)} of {len(launchers)} road(s) to the launcher confined "
+         f"({', '.join(sorted(launchers))})"]
+        + [f"{road}: {what}" for road, (what, _) in others.items()]
+        + [f"{road}: {what}" for road in launchers if outcomes[road][0] != "confined"
+           for what in [outcomes[road][0]]]
+    )  # fmt: skip
+    policy = (fs.read("/etc/launcher/policy.conf") or b"").decode().splitlines()
+    words = [line.split() for line in policy]
+    real = next((w[1] for w in words if w[:1] == ["exec"] and len(w) > 1), None)
+    if real is None:
+        second = (False, "no launcher policy, so no interpreter to run around it")
+    else:
+        what, fine = outcomes.get(real) or start(engine, container, real, marker)
+        second = (fine and what != "confined", f"{real} as root: {what}")
+    return [
+        ("every road to the interpreter is confined or serves nothing", all_ok, detail),
+        ("an interpreter run around the launcher serves no function", *second),
+    ]
