@@ -84,10 +84,22 @@ def roads(fs: RootFS) -> dict[str, str]:
     return found
 
 
+def loader(data: bytes) -> str | None:
+    """The PT_INTERP of a 64-bit little-endian ELF program (its loader, ld.so), if it names one."""
+    phoff = int.from_bytes(data[32:40], "little")
+    size, count = int.from_bytes(data[54:56], "little"), int.from_bytes(data[56:58], "little")
+    for header in range(phoff, phoff + size * count, size):
+        if int.from_bytes(data[header : header + 4], "little") == PT_INTERP:
+            offset = int.from_bytes(data[header + 8 : header + 16], "little")
+            length = int.from_bytes(data[header + 32 : header + 40], "little")
+            return data[offset : offset + length].rstrip(b"\0").decode()
+    return None
+
+
 def start(engine: str, container: str, road: str, marker: str) -> tuple[str, bool]:
-    """What happens when the host starts this road: (what, acceptable)."""
+    """What happens when the host starts this road (a path, or `ld.so path`): (what, fine)."""
     result = subprocess.run(
-        [engine, "exec", "--user", "0:0", container, road, "-c", PROBE, marker],
+        [engine, "exec", "--user", "0:0", container, *road.split(" "), "-c", PROBE, marker],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     try:
@@ -127,6 +139,10 @@ def road_rows(engine: str, container: str, fs: RootFS, marker: str) -> list[Row]
     else:
         what, fine = outcomes.get(real) or start(engine, container, real, marker)
         second = (fine and what != "confined", f"{real} as root: {what}")
+        through = loader(fs.read(real) or b"")
+        if through:  # the loader runs a program given as its argument, execute bit or not
+            what, fine = start(engine, container, f"{through} {real}", marker)
+            second = (second[0] and fine and what != "confined", f"{second[1]}; {through}: {what}")
     return [
         ("every road to the interpreter is confined or serves nothing", all_ok, detail),
         ("an interpreter run around the launcher serves no function", *second),
