@@ -53,6 +53,7 @@ REQUIRED_CHECKS = (
     "function app imports, health answers",
     "every road to the interpreter is confined or serves nothing",
     "an interpreter run around the launcher serves no function",
+    "no dotfile, key, certificate or credential in the code directory",
     "the next worker starts and answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
