@@ -10,10 +10,10 @@ import azure.functions as func
 
 from blueprints.greeting import bp as greeting_bp
 from blueprints.health import bp as health_bp
-from confinement import ConfinedFunctionApp
 {%- if cookiecutter.workshop %}
 from blueprints.workshop_download import bp as workshop_download_bp
 {%- endif %}
+from confinement import ConfinedFunctionApp
 
 app = ConfinedFunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health_bp)
