@@ -95,7 +95,8 @@ def test_planted_secret_files_never_reach_the_code_directory(
 
 
 NINE_SECRET_FILES = (".netrc", ".git-credentials", ".npmrc", "keystore.jks", "deploy.ppk",
-                     "client.crt", "secrets.yaml", "service-principal.json", "terraform.tfstate")  # fmt: skip
+                     "client.crt", "secrets.yaml", "service-principal.json",
+                     "terraform.tfstate")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [*NINE_SECRET_FILES, ".hidden.py", "id_ed25519"])

@@ -2,10 +2,11 @@
 
 An app setting (`languageWorkers__python__defaultExecutablePath`, Azure/azure-functions-host
 `RpcWorkerConfigFactory`) can make the host start any path as its worker, as root, with every
-secret in its environment. So verify_image.py asks, for every path that leads to an executable
+secret in its environment. So verify_image.py starts every path that leads to an executable
 interpreter (an ELF program that links libpython or holds `Py_BytesMain`, whatever its name) or
-to the launcher: started as root with the canaries in its environment, does it run confined, and
-if not, does the app serve nothing (confinement.py)? The host's own directory is the host's
+to the launcher as root with the canaries in its environment: each must run the launcher,
+confined, but the interpreter's own path (the policy's `exec`, which the launcher executes), and
+that one, run around the launcher, must serve no function (confinement.py). The host's own directory is the host's
 (verify_image.py checks that no `python` there comes first).
 """
 
@@ -117,23 +118,25 @@ def start(engine: str, container: str, road: str, marker: str) -> tuple[str, boo
 
 
 def road_rows(engine: str, container: str, fs: RootFS, marker: str) -> list[Row]:
-    found = roads(fs)
-    outcomes = {road: start(engine, container, road, marker) for road in sorted(found)}
-    launchers = [road for road, kind in found.items() if kind == "launcher"]
-    others = {road: outcomes[road] for road in sorted(found) if found[road] == "interpreter"}
-    confined = [road for road in launchers if outcomes[road] == ("confined", True)]
-    good = all(ok for _, ok in outcomes.values())
-    all_ok = bool(found) and good and len(confined) == len(launchers)
-    detail = "; ".join(
-        [f"{len(confined)} of {len(launchers)} road(s) to the launcher confined "
-         f"({', '.join(sorted(launchers))})"]
-        + [f"{road}: {what}" for road, (what, _) in others.items()]
-        + [f"{road}: {what}" for road in launchers if outcomes[road][0] != "confined"
-           for what in [outcomes[road][0]]]
-    )  # fmt: skip
+    """Every road but the interpreter's own path must run the launcher, confined (or be refused);
+    the interpreter's own path, which the launcher must be able to execute, and the loader with it
+    as its argument, must serve no function (README.md, "Roads to the interpreter")."""
     policy = (fs.read("/etc/launcher/policy.conf") or b"").decode().splitlines()
     words = [line.split() for line in policy]
     real = next((w[1] for w in words if w[:1] == ["exec"] and len(w) > 1), None)
+    found = roads(fs)
+    outcomes = {road: start(engine, container, road, marker) for road in sorted(found)}
+    launchers = [road for road in sorted(found) if found[road] == "launcher"]
+    others = [road for road in sorted(found) if found[road] == "interpreter" and road != real]
+    confined = [road for road in launchers if outcomes[road][0] == "confined"]
+    refused = [road for road in others if outcomes[road][0].startswith("refused")]
+    all_ok = bool(launchers) and confined == launchers and refused == others
+    detail = "; ".join(
+        [f"{len(confined)} of {len(launchers)} to the launcher confined ({', '.join(launchers)})"]
+        + [f"{road}: {outcomes[road][0]}" for road in launchers if road not in confined]
+        + [f"{road}: {outcomes[road][0]}" for road in others]
+        + ([f"{real}: its own path, next row"] if real in found else [])
+    )  # fmt: skip
     if real is None:
         second = (False, "no launcher policy, so no interpreter to run around it")
     else:
@@ -144,6 +147,6 @@ def road_rows(engine: str, container: str, fs: RootFS, marker: str) -> list[Row]
             what, fine = start(engine, container, f"{through} {real}", marker)
             second = (second[0] and fine and what != "confined", f"{second[1]}; {through}: {what}")
     return [
-        ("every road to the interpreter is confined or serves nothing", all_ok, detail),
-        ("an interpreter run around the launcher serves no function", *second),
+        ("every other road to the interpreter runs the launcher", all_ok, detail),
+        ("the interpreter run around the launcher serves no function", *second),
     ]
