@@ -6,8 +6,8 @@ secret in its environment. So verify_image.py starts every path that leads to an
 interpreter (an ELF program that links libpython or holds `Py_BytesMain`, whatever its name) or
 to the launcher as root with the canaries in its environment: each must run the launcher,
 confined, but the interpreter's own path (the policy's `exec`, which the launcher executes), and
-that one, run around the launcher, must serve no function (confinement.py). The host's own directory is the host's
-(verify_image.py checks that no `python` there comes first).
+that one, run around the launcher, must serve no function (confinement.py). The host's own
+directory is the host's (verify_image.py checks that no `python` there comes first).
 """
 
 import json
