@@ -7,6 +7,7 @@ image tests' build) from a bake with planted secrets, and the code directory is 
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,13 @@ PLANTED = [
     "blueprints/.env",
     "blueprints/signing.pem",
     "settings/service.key",
+    # Secret files of every kind in the folders the app's code comes from, dotfiles included.
+    *(f"{folder}/{name}" for folder in ("settings", "blueprints") for name in (
+        ".netrc", ".git-credentials", ".npmrc", "keystore.jks", "deploy.ppk", "client.crt",
+        "secrets.yaml", "service-principal.json", "terraform.tfstate", ".hidden.py",
+    )),
+    "downloads/.netrc",
+    "downloads/secrets.yaml",
     "local.settings.json",
     "tests/fixtures/secret.json",
     ".venv/lib/leak.py",
@@ -41,16 +49,17 @@ print(json.dumps(sorted(found)))
 """
 
 
-APP_FILES = ("function_app.py", "host.json", "requirements.txt")
-APP_DIRECTORIES = ("blueprints", "settings", "downloads")
+APP_FILES = ("function_app.py", "confinement.py", "host.json", "requirements.txt")
+# The app's folders and the one kind of file each admits (the generated .dockerignore says why).
+APP_DIRECTORIES = {"blueprints": "*.py", "settings": "*.py", "downloads": "*.txt"}
 
 
 def app_files(project: Path) -> set[str]:
     """The app's own files in a fresh bake: what the code directory must hold, and nothing else."""
     found = {name for name in APP_FILES if (project / name).is_file()}
-    for directory in APP_DIRECTORIES:
+    for directory, kind in APP_DIRECTORIES.items():
         found |= {
-            str(p.relative_to(project)) for p in (project / directory).rglob("*") if p.is_file()
+            str(p.relative_to(project)) for p in (project / directory).rglob(kind) if p.is_file()
         }
     return found
 
@@ -83,3 +92,31 @@ def test_planted_secret_files_never_reach_the_code_directory(
     assert shipped == expected, (
         f"missing: {sorted(expected - shipped)}; extra: {sorted(shipped - expected)}"
     )
+
+
+NINE_SECRET_FILES = (".netrc", ".git-credentials", ".npmrc", "keystore.jks", "deploy.ppk",
+                     "client.crt", "secrets.yaml", "service-principal.json",
+                     "terraform.tfstate")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [*NINE_SECRET_FILES, ".hidden.py", "id_ed25519"])
+def test_verify_image_fails_on_a_secret_file_in_the_code_directory(name: str) -> None:
+    """verify-image's own check, on a file system as the export reads it: the app's files pass
+    (settings/secret.py and its bytecode are code), each secret file fails and is named."""
+    sys.path.insert(0, str(TEMPLATE / "{{cookiecutter.app_name}}" / "image"))
+    from code_directory import secret_files_row
+    from rootfs import Entry, RootFS
+
+    app = ["function_app.py", "settings/secret.py", "settings/__pycache__/secret.cpython-311.pyc",
+           "blueprints/greeting.py", "downloads/readme.txt", "host.json"]  # fmt: skip
+
+    def image_with(*files: str) -> RootFS:
+        fs = RootFS()
+        for relative in files:
+            path = f"{CODE_DIRECTORY}/{relative}"
+            fs.entries[path] = Entry(path, 0o644, "file", "", 0)
+        return fs
+
+    assert secret_files_row(image_with(*app))[1]
+    _, ok, detail = secret_files_row(image_with(*app, f"settings/{name}"))
+    assert not ok and detail == f"{CODE_DIRECTORY}/settings/{name}"

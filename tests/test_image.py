@@ -53,6 +53,9 @@ REQUIRED_CHECKS = (
     "no package installer modules",
     *SANDBOX_CHECKS,
     "function app imports, health answers",
+    "every other road to the interpreter runs the launcher",
+    "the interpreter run around the launcher serves no function",
+    "no dotfile, key, certificate or credential in the code directory",
     "the next worker starts and answers",
     "host's `python` on PATH is the launcher",
     "no other python on PATH",
@@ -256,6 +259,8 @@ def test_verify_image_fails_on_the_unhardened_app_image(
         "root's password locked",
         "no remote access",
         "no package installer modules",
+        "every other road to the interpreter runs the launcher",
+        "the interpreter run around the launcher serves no function",
         *SANDBOX_CHECKS,
         "DOTNET diagnostics off",
     )
@@ -368,3 +373,33 @@ def test_dockerfile_is_hadolint_clean(tmp_path: Path) -> None:
     for name, answers in (("default", {}), ("workshop", {"workshop": True})):
         project = bake(tmp_path / name, **answers)
         run([hadolint, str(project / "Dockerfile")])
+
+
+def test_verify_image_fails_when_a_link_leads_around_the_launcher(
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What harden.py re-points, put back: Oryx's `python3` beside the interpreter (off PATH, but
+    an app setting can name it) leading to the real interpreter again. verify-image must name it,
+    although the app, run that way, serves nothing."""
+    built = build("3.12", tmp_path_factory)  # an Oryx layout
+    show = ("print(next(line.split()[1] for line in open('/etc/launcher/policy.conf') "
+            "if line.startswith('exec ')))")  # fmt: skip
+    real = subprocess.run(
+        [ENGINE, "run", "--rm", "--network", "none", "--entrypoint", "python", built.image,
+         "-c", show], capture_output=True, text=True, timeout=120, check=True,
+    ).stdout.strip()  # fmt: skip
+    link = f"{real.rsplit('/', 1)[0]}/python3"
+    relink = f"import os; os.remove({link!r}); os.symlink({real.rsplit('/', 1)[1]!r}, {link!r})"
+    context = tmp_path_factory.mktemp("relinked")
+    containerfile = f'FROM {built.image}\nRUN ["{real}", "-c", "{relink}"]\n'
+    (context / "Containerfile").write_text(containerfile)
+    image = f"{TEST_IMAGES}/relinked:{built.version}"
+    subprocess.run([ENGINE, "build", "--tag", image, str(context)], capture_output=True,
+                   timeout=600, check=True)  # fmt: skip
+    result = verify(built, image)
+    show_in_log(capsys, f"verify-image with {link} leading to {real} again\n{result.stdout}")
+    assert result.returncode != 0
+    assert rows(result.stdout)["every other road to the interpreter runs the launcher"] == "FAIL"
+    assert f"{link}: unconfined (uid 0," in result.stdout
+    table = rows(result.stdout)
+    assert table["the interpreter run around the launcher serves no function"] == "pass"

@@ -23,7 +23,8 @@ PYTHON_VERSION = "3.11"
 REQUIRED_CANARIES = {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY", "WEBSITE_AUTH_ENCRYPTION_KEY",
                      "MSI_SECRET", "DOCKER_REGISTRY_SERVER_PASSWORD", "IDENTITY_HEADER"}
 LAYERS = {"environment allow-list", "identity broker", "different user", "no shell",
-          "read-only code", "private TMPDIR", "system-call filter", "supervisor"}
+          "read-only code", "private TMPDIR", "system-call filter", "supervisor",
+          "unconfined worker serves nothing"}
 TEMPLATE_GUIDE = TEMPLATE / "{{cookiecutter.app_name}}" / "docs" / "workshop.md"
 CONTAINER = "workshop-lab"  # the name the guide's start block gives the container
 STEP_NAMES = [step.name for step in parse_guide(TEMPLATE_GUIDE).steps]

@@ -2,6 +2,8 @@
 
 Functions live in blueprints; this module only assembles them. Importing it makes no network
 call: settings and secrets load on first use, so a cold start pays only for the imports.
+`ConfinedFunctionApp` (confinement.py) serves no function if the worker was started around the
+launcher: keep it as the app's class.
 """
 
 import azure.functions as func
@@ -11,8 +13,9 @@ from blueprints.health import bp as health_bp
 {%- if cookiecutter.workshop %}
 from blueprints.workshop_download import bp as workshop_download_bp
 {%- endif %}
+from confinement import ConfinedFunctionApp
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app = ConfinedFunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health_bp)
 app.register_functions(greeting_bp)
 {%- if cookiecutter.workshop %}

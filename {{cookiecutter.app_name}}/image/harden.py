@@ -143,6 +143,22 @@ def install_launcher(launcher: Path, python: Path, real: Path) -> tuple[list[Pat
     return [installed, *links], real
 
 
+def repoint_interpreter_links(real: Path, launcher: Path) -> list[Path]:
+    """Every symbolic link anywhere in the image that leads to the real interpreter now leads to
+    the launcher: Oryx's /opt/python/<X.Y.Z>/bin/python and python3 are off PATH, but an app
+    setting (`languageWorkers__python__defaultExecutablePath`, read by the host's
+    RpcWorkerConfigFactory) may name any path. Copies are programs and go in
+    remove_unlisted_programs; the interpreter's own path stays (README.md, "Roads to the
+    interpreter")."""
+    moved = []
+    for path in walk("/"):
+        if path.is_symlink() and path.resolve() == real:
+            path.unlink()
+            path.symlink_to(launcher)
+            moved.append(path)
+    return moved
+
+
 def policy_arguments(policy: Path, directive: str) -> list[str]:
     """The argument of each `directive` line, read as the launcher reads it: a `#` at the start of
     a line or after a blank begins a comment."""
@@ -415,6 +431,7 @@ def main() -> None:
     python, real = resolve_host_python()
     replaced, real = install_launcher(args.launcher, python, real)
     args.launcher.unlink()  # the build's copy; the installed one is root's, beside the interpreter
+    replaced += repoint_interpreter_links(real, replaced[0])
     library_path = worker_library_path()
     check_interpreter_starts(real, library_path)
     install_policy(args.policy, real, library_path)

@@ -143,8 +143,14 @@ class RootFS:
         return sorted(e.path for e in self.entries.values() if e.kind == "file" and e.mode & bits)
 
 
-def export(engine: str, container: str, wanted: Callable[[str], bool]) -> RootFS:
-    """Stream `ENGINE export` and keep the contents of the files `wanted` picks by path."""
+def export(
+    engine: str,
+    container: str,
+    wanted: Callable[[str], bool],
+    keep_if: Callable[[bytes], bool] | None = None,
+) -> RootFS:
+    """Stream `ENGINE export` and keep the contents of the files `wanted` picks by path, and of
+    the executable ELF files that `keep_if` picks by content."""
     fs = RootFS()
     with subprocess.Popen([engine, "export", container], stdout=subprocess.PIPE) as proc:
         assert proc.stdout is not None  # noqa: S101 - Popen with stdout=PIPE always has it
@@ -158,6 +164,9 @@ def export(engine: str, container: str, wanted: Callable[[str], bool]) -> RootFS
                         head = data[:HEAD_BYTES]
                     elif extracted is not None:
                         head = extracted.read(HEAD_BYTES)
+                        if keep_if is not None and head == b"\x7fELF":
+                            whole = head + extracted.read()
+                            data = whole if keep_if(whole) else None
                 fs.add(member, data, head)
     if proc.returncode != 0:
         raise SystemExit(f"`{engine} export {container}` failed (exit {proc.returncode}).")

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from code_directory import secret_files_row
+from interpreter_roads import interpreter_or_launcher, road_rows
 from launch_probes import launch_rows
 from rootfs import RootFS, engine_run, export, image_env, inspect
 
@@ -256,8 +258,11 @@ def verify(engine: str, image: str, user: str) -> list[Row]:
         )
         cwd = inspect(engine, "image", image)["Config"].get("WorkingDir") or "/"
         fs = export(engine, container, wanted=lambda p: p.rsplit("/", 1)[-1].startswith("python")
-                    or p in ("/etc/shadow", "/etc/launcher/policy.conf"))  # fmt: skip
+                    or p in ("/etc/shadow", "/etc/launcher/policy.conf"),
+                    keep_if=interpreter_or_launcher)  # fmt: skip
         rows += filesystem_rows(fs, search_path, cwd)
+        rows.append(secret_files_row(fs))
+        rows += road_rows(engine, container, fs, marker)
         return [(name, ok, detail.replace(marker, "<canary>")) for name, ok, detail in rows]
     finally:
         subprocess.run([engine, "rm", "--force", container], capture_output=True, check=False)

@@ -348,6 +348,21 @@ static bool platform_identity(void)
 	return has_endpoint;
 }
 
+/*
+ * A host in placeholder mode (WEBSITE_PLACEHOLDER_MODE=1, EnvironmentExtensions.IsPlaceholderModeEnabled
+ * in Azure/azure-functions-host) specialises its worker later with a FunctionEnvironmentReloadRequest
+ * that carries the host's whole environment (GrpcWorkerChannel.SendFunctionEnvironmentReloadRequest),
+ * and the worker copies it into os.environ: the filtering below would be void. So no worker at all.
+ */
+static void refuse_placeholder_mode(void)
+{
+	const char *mode = getenv("WEBSITE_PLACEHOLDER_MODE");
+
+	if (mode && strcmp(mode, "1") == 0)
+		refuse(EXIT_PLACEHOLDER, "WEBSITE_PLACEHOLDER_MODE=1: the host's environment reload would reach the "
+					 "worker past the policy; not starting it");
+}
+
 /* The worker's TMPDIR: this launch's own under launch-uids (in env, in place of the policy's), else the policy's. */
 static const char *worker_tmpdir(const struct policy *p, const struct launch *launch, char **env)
 {
@@ -380,6 +395,7 @@ int main(int argc, char **argv)
 	pid_t broker = 0, worker;
 
 	(void)argc;
+	refuse_placeholder_mode();
 	if (policy_parse(text, read_policy(text), &policy, &err) != 0)
 		die(EXIT_POLICY, "%s:%u: %s", POLICY_PATH, err.line, err.message);
 	check_exec(&policy);

@@ -20,6 +20,7 @@ enum {
 	EXIT_BROKER = 69,    /* the identity broker could not start, or died: the worker is not run, or stopped */
 	EXIT_SYSTEM = 71,    /* too many variables, close_range failed: the launcher cannot do its job */
 	EXIT_SANDBOX = 72,   /* the sandbox (session, keyring, Landlock when required, seccomp) could not be set up */
+	EXIT_PLACEHOLDER = 76, /* the host is in placeholder mode: its reload would replace the worker's environment */
 	EXIT_PRIVILEGE = 77, /* could not drop root, or root could be regained, or not root and refused */
 	EXIT_POLICY = 78,    /* the policy is missing, unsafe or invalid */
 	EXIT_EXEC = 126,     /* execve of the interpreter failed */

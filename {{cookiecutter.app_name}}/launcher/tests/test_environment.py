@@ -2,11 +2,13 @@
 
 import secrets
 
+import pytest
 from conftest import (
     LAUNCHER_DIR,
     PYTHON,
     SANITIZE,
     Account,
+    security_events,
     Launcher,
     default_policy,
     minimal_policy,
@@ -173,3 +175,31 @@ def test_audit_names_dropped_variables_never_values(launcher: Launcher, worker: 
         "launcher: audit: sandbox: seccomp filter (x86_64, refusals reported), landlock off, session keyring new",
     ]
     assert b"canary" not in result.stderr
+
+
+PLACEHOLDER_REFUSAL = (
+    "WEBSITE_PLACEHOLDER_MODE=1: the host's environment reload would reach the worker past the policy; "
+    "not starting it"
+)
+EXIT_PLACEHOLDER = 76
+
+
+@pytest.mark.parametrize("mode", ["1", "0"])
+def test_placeholder_mode_starts_no_worker(launcher: Launcher, worker: Account, mode: str) -> None:
+    """In placeholder mode the host's FunctionEnvironmentReloadRequest would hand the worker its
+    whole environment (launcher/README.md, "What it does not protect against"): no worker at all."""
+    launcher.write_policy(default_policy(worker))
+    env, canary_values = host_environment()
+    result = launcher.run(["-c", "print('worker ran')"], env={**env, "WEBSITE_PLACEHOLDER_MODE": mode})
+    if mode == "0":
+        assert result.returncode == 0, result.stderr.decode()
+        assert result.stdout == b"worker ran\n"
+        return
+    assert result.returncode == EXIT_PLACEHOLDER
+    assert result.stdout == b""
+    lines = result.stderr.decode().splitlines()
+    assert lines[-1] == f"launcher: {PLACEHOLDER_REFUSAL}"
+    assert [(e["kind"], e["detail"]) for e in security_events(result.stderr)] == [("launcher", PLACEHOLDER_REFUSAL)]
+    assert len(lines) == 2
+    for value in canary_values:
+        assert value.encode() not in result.stderr
