@@ -171,3 +171,16 @@ def test_parameters_azd_and_the_pipeline_name_the_container_app(baked: tuple[Pat
     pipeline = yaml.safe_load((project / ".github" / "workflows" / "pipeline.yml").read_text())
     assert pipeline["env"]["APP_NAME"] == defaults["appName"]
     assert resources_of(parse(project / "infra" / "containerapps.bicep"), APP)
+
+
+def test_the_readme_tells_the_container_apps_story(baked: tuple[Path, bool], baked_default: Path) -> None:
+    project, _ = baked
+    readme = (project / "README.md").read_text()
+    for told in ("on Azure Container Apps", "az containerapp update --image IMAGE@DIGEST",
+                 "### Hosting: Azure Container Apps", '--role "Container Apps Contributor"',
+                 f"`id-hardened-functions-app-{SUFFIX}-pull`", "lifecycle: None"):  # fmt: skip
+        assert told in readme, told
+    for premium_only in ("Elastic Premium Linux plan", "azurewebsites.net", "az functionapp", "EP1"):
+        assert premium_only not in readme, premium_only
+    default = (baked_default / "README.md").read_text()
+    assert "containerapp" not in default.lower() and "on an Elastic Premium Linux plan" in default
