@@ -371,7 +371,8 @@ def test_dockerfile_is_hadolint_clean(tmp_path: Path) -> None:
 # Azure Container Apps' environment (Azure/azure-functions-host, src/WebJobs.Script/Environment/
 # EnvironmentExtensions.cs: MANAGED_ENVIRONMENT marks it; the identity endpoint on localhost:42356):
 # no CONTAINER_NAME or WEBSITE_INSTANCE_ID, so worker.py imports the worker in-process
-# (Azure/azure-functions-python-worker, workers/python/prodV4/worker.py, is_azure_environment).
+# (Azure/azure-functions-python-worker, workers/python/prodV4/worker.py and proxyV4/worker.py,
+# is_azure_environment).
 CONTAINER_APPS = {
     "MANAGED_ENVIRONMENT": "true", "CONTAINER_APP_NAME": "orders", "CONTAINER_APP_REVISION": "orders--1",
     "IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": CANARY,

@@ -63,10 +63,10 @@ Row = tuple[str, bool, str]
 # EnvironmentExtensions.cs, IsManagedAppEnvironment), the identity endpoint is on localhost:42356,
 # and neither CONTAINER_NAME nor WEBSITE_INSTANCE_ID is set, so worker.py imports the worker
 # in-process instead of re-executing it (Azure/azure-functions-python-worker,
-# workers/python/prodV4/worker.py, is_azure_environment). The root file system is read-only here,
-# with these writable paths alone: the host's /tmp and /var/tmp (root's, 0755) and the worker's
-# TMPDIR (the policy's, root's 0711, which holds each launch's own directory), all tmpfs that run
-# nothing.
+# workers/python/prodV4/worker.py and, from 3.13, proxyV4/worker.py: is_azure_environment). The
+# root file system is read-only here, with these writable paths alone: the host's /tmp and /var/tmp
+# (root's, 0755) and the worker's TMPDIR (the policy's, root's 0711, which holds each launch's own
+# directory), all tmpfs that run nothing.
 CONTAINER_APPS_ENV = {
     "MANAGED_ENVIRONMENT": "true",
     "CONTAINER_APP_NAME": "verify-image",
