@@ -428,3 +428,21 @@ def test_a_read_only_root_without_the_workers_tmpdir_stops_the_worker_by_name(
         result = exec_python(c, "print('started')")
     assert result.returncode != 0 and "started" not in result.stdout
     assert re.search(r"launcher: open\(610\d\d\.lock\): Read-only file system", result.stderr), result.stderr
+
+
+def test_verify_image_in_the_container_apps_shape_fails_on_the_unhardened_app_image(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same shape on the app stage (no launcher): the worker's checks fail there too."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(built.project), "verify-image", f"ENGINE={ENGINE}",
+         f"IMAGE={unhardened(built)}", f"PYTHON={sys.executable}", "HOSTING=containerapps"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    table = rows(result.stdout)
+    assert result.returncode != 0
+    assert table["Container Apps shape, read-only root"] == "pass"
+    must_fail = (f"worker runs as {WORKER_USER}, not root", "no canary in os.environ",
+                 "worker's identity endpoint is the broker", "host's `python` on PATH is the launcher")  # fmt: skip
+    assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")
