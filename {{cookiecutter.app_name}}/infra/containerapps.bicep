@@ -30,7 +30,7 @@ param minReplicas int = 1
 @maxValue(300)
 param maxReplicas int = 10
 
-resource environment 'Microsoft.App/managedEnvironments@2024-10-02-preview' = {
+resource managedEnvironment 'Microsoft.App/managedEnvironments@2024-10-02-preview' = {
   name: 'cae-${appName}'
   location: location
   tags: tags
@@ -48,7 +48,7 @@ resource environment 'Microsoft.App/managedEnvironments@2024-10-02-preview' = {
 
 resource environmentLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'logs-to-workspace'
-  scope: environment
+  scope: managedEnvironment
   properties: {
     workspaceId: workspaceId
     logs: [{ categoryGroup: 'allLogs', enabled: true }]
@@ -65,7 +65,7 @@ resource app 'Microsoft.App/containerApps@2024-10-02-preview' = {
     userAssignedIdentities: { '${pullIdentityId}': {}, '${hostIdentityId}': {}, '${appIdentityId}': {} }
   }
   properties: {
-    managedEnvironmentId: environment.id
+    managedEnvironmentId: managedEnvironment.id
     workloadProfileName: 'Consumption'
     configuration: {
       activeRevisionsMode: 'Single'
