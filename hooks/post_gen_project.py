@@ -9,6 +9,7 @@ SWITCHED_OFF = {
     "infra": not {{ cookiecutter.include_infra }},
     "azure.yaml": not {{ cookiecutter.include_infra }},
     "infra/network.bicep": not {{ cookiecutter.private_networking }},
+    "infra/containerapps.bicep": "{{ cookiecutter.hosting }}" != "containerapps",
     "docs/workshop.md": not {{ cookiecutter.workshop }},
     "docs/lab_identity_endpoint.py": not {{ cookiecutter.workshop }},
     "blueprints/workshop_download.py": not {{ cookiecutter.workshop }},

@@ -65,6 +65,13 @@ DERIVED_NAME_RULES = {
         "3 to 24 lowercase letters and digits (Azure's rule for storage accounts)",
     ),
 }
+# learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules (Microsoft.App).
+CONTAINER_APP_NAME_RULE = (
+    r"(?!.*--)[a-z][a-z0-9-]{0,30}[a-z0-9]",
+    "2 to 32 lowercase letters, digits and hyphens, starting with a letter, not ending with a"
+    " hyphen, without two in a row (Azure's rule for container apps); change app_name or"
+    " unique_suffix",
+)
 SWITCHES = ("include_infra", "private_networking", "workshop")
 
 
@@ -106,6 +113,14 @@ def problems(answers: dict) -> list[str]:
             f"license {answers['license']!r} is not offered: choose one of"
             f" {', '.join(answers['_licenses'])} (an SPDX identifier, or proprietary)."
         )
+    if answers["hosting"] not in answers["_hostings"]:
+        found.append(
+            f"hosting {answers['hosting']!r} is not offered: choose one of"
+            f" {', '.join(answers['_hostings'])} (an Elastic Premium plan or Azure Container Apps)."
+        )
+    elif answers["hosting"] == "containerapps" and not found:
+        found += filter(None, [name_problem("__function_app_name", answers.get("__function_app_name"),
+                                            *CONTAINER_APP_NAME_RULE)])
     for switch in SWITCHES:
         if not isinstance(answers[switch], bool):
             found.append(f"{switch} {answers[switch]!r} is invalid: answer yes or no.")

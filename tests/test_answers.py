@@ -42,6 +42,7 @@ BAD_ANSWERS = [
     ("security_alert_email", "a@contoso.com, b@contoso.com", "security_alert_email 'a@contoso.com, b@"),
     ("security_alert_email", "x'@contoso.com", "no quotes, spaces or lists"),
     ("license", "GPL-3.0", "license 'GPL-3.0' is not offered: choose one of proprietary, MIT, Apache-2.0"),
+    ("hosting", "aks", "hosting 'aks' is not offered: choose one of premium, containerapps"),
 ]
 
 
@@ -140,6 +141,21 @@ def test_replay_answers_again_without_retyping(tmp_path: Path) -> None:
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     readme = (tmp_path / "out" / "orders-api" / "README.md").read_text()
     assert "swedencentral" in readme
+
+
+@pytest.mark.parametrize("app_name", ["a-name-too-long-for-a-container-app", "9lives"])
+def test_a_container_app_name_outside_azures_rule_is_refused(tmp_path: Path, app_name: str) -> None:
+    """Container apps allow 32 characters starting with a letter; the Premium plan's sites allow 60."""
+    (tmp_path / "premium").mkdir()
+    assert bake_cli(tmp_path / "premium", f"app_name={app_name}").returncode == 0
+    result = bake_cli(tmp_path, "hosting=containerapps", f"app_name={app_name}", "unique_suffix=x1")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: __function_app_name '{app_name}-x1' is invalid: it must be 2 to 32 lowercase letters,"
+        " digits and hyphens, starting with a letter, not ending with a hyphen, without two in a row"
+        " (Azure's rule for container apps); change app_name or unique_suffix."
+    ]
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_private_networking_without_infra_is_refused(tmp_path: Path) -> None:

@@ -49,6 +49,21 @@ def test_every_combination_bakes_without_leftover_template_syntax(
     assert f'python_version = "{python_version}"' in pyproject
 
 
+@pytest.mark.parametrize("switches", [s for s in SWITCH_COMBINATIONS if not s["workshop"]],
+                         ids=lambda s: f"infra={s['include_infra']}-private={s['private_networking']}")
+def test_container_apps_bakes_without_leftover_template_syntax(bake, switches: dict[str, bool]) -> None:
+    project = bake(hosting="containerapps", **switches)
+    for path in text_files(project):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            assert not LEFTOVER_JINJA.search(line), f"{path}:{number}: {line}"
+    assert (project / "infra" / "containerapps.bicep").exists() == switches["include_infra"]
+    assert "az containerapp update" in (project / ".github/workflows/pipeline.yml").read_text()
+
+
+def test_premium_bakes_no_container_apps_file(baked_default: Path) -> None:
+    assert not (baked_default / "infra" / "containerapps.bicep").exists()
+
+
 def test_local_settings_example_holds_no_secret(baked_default: Path) -> None:
     values = json.loads((baked_default / "local.settings.json.example").read_text())["Values"]
     for name, value in values.items():

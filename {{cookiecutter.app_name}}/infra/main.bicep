@@ -1,6 +1,13 @@
+{% if cookiecutter.hosting == 'containerapps' -%}
+// Everything {{ cookiecutter.app_name }} runs on, with no stored credential and three user-assigned
+// managed identities: the pull identity (the platform pulls the image with it; the container never holds
+// it), the host's (the Functions host runs its storage and sends telemetry with it) and the app's
+// (function code reads the vault with it, nothing else). The app runs on Azure Container Apps.
+{%- else -%}
 // Everything {{ cookiecutter.app_name }} runs on, with no stored credential and two user-assigned
 // managed identities: the host's (the platform pulls the image with it; the Functions host runs its
 // storage and sends telemetry with it) and the app's (function code reads the vault with it, nothing else).
+{%- endif %}
 // Deploy: az deployment group create -g {{ cookiecutter.resource_group }} -f infra/main.bicep
 // (the parameters' defaults are the bake's answers; infra/main.parameters.json is azd's, see azure.yaml).
 
@@ -53,6 +60,17 @@ resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-3
   location: location
   tags: tags
 }
+
+{%- if cookiecutter.hosting == 'containerapps' %}
+
+// Container Apps pull with an identity of their own, which the running container never holds
+// (infra/containerapps.bicep: its lifecycle is None), so AcrPull is the pull identity's, not the host's.
+resource pullIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${appName}-pull'
+  location: location
+  tags: tags
+}
+{%- endif %}
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${appName}'
@@ -178,11 +196,11 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 // azure-functions/functions-reference, "Connecting to host storage with an identity") and publish
 // telemetry (Monitoring Metrics Publisher, which APPLICATIONINSIGHTS_AUTHENTICATION_STRING needs).
 resource acrPull 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(registry.id, hostIdentity.id, roles.acrPull)
+  name: guid(registry.id, {{ 'pullIdentity' if cookiecutter.hosting == 'containerapps' else 'hostIdentity' }}.id, roles.acrPull)
   scope: registry
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPull)
-    principalId: hostIdentity.properties.principalId
+    principalId: {{ 'pullIdentity' if cookiecutter.hosting == 'containerapps' else 'hostIdentity' }}.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }
@@ -233,6 +251,34 @@ module network 'network.bicep' = {
   }
 }
 {%- endif %}
+{%- if cookiecutter.hosting == 'containerapps' %}
+
+module containerApp 'containerapps.bicep' = {
+  name: 'containerapps'
+  params: {
+    location: location
+    tags: tags
+    appName: appName
+    image: image
+    registryLoginServer: registry.properties.loginServer
+    workspaceId: workspace.id
+    pullIdentityId: pullIdentity.id
+    hostIdentityId: hostIdentity.id
+    hostIdentityClientId: hostIdentity.properties.clientId
+    appIdentityId: appIdentity.id
+    appIdentityClientId: appIdentity.properties.clientId
+    hostStorageName: storage.name
+    keyVaultUrl: vault.properties.vaultUri
+    insightsConnectionString: insights.properties.ConnectionString
+{%- if cookiecutter.private_networking %}
+    infrastructureSubnetId: network.outputs.appSubnetId
+{%- endif %}
+  }
+  dependsOn: [acrPull, secretsUser, storageRoles, metricsPublisher]
+}
+
+output appName string = containerApp.outputs.appName
+{%- else %}
 
 resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   name: 'plan-${appName}'
@@ -325,6 +371,7 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 }
 
 output appName string = app.name
+{%- endif %}
 output registryLoginServer string = registry.properties.loginServer
 output keyVaultUrl string = vault.properties.vaultUri
 output hostIdentityClientId string = hostIdentity.properties.clientId

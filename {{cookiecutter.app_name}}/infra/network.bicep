@@ -11,14 +11,18 @@ param storageAccountId string
 @description('Address space of the virtual network.')
 param addressPrefix string = '10.40.0.0/16'
 
+{%- if cookiecutter.hosting == 'containerapps' %}
+@description('Subnet for the Container Apps environment (delegated to it; /27 at least).')
+{%- else %}
 @description('Subnet for the app\'s regional VNet integration (delegated to App Service).')
+{%- endif %}
 param appSubnetPrefix string = '10.40.0.0/24'
 
 @description('Subnet for the private endpoints.')
 param endpointSubnetPrefix string = '10.40.1.0/24'
 
 // Private endpoint target, sub-resource (group) and the zone its name resolves in. Azure Files is left
-// out on purpose: a container on an Elastic Premium plan needs no content share.
+// out on purpose: a function app in a custom container needs no content share.
 var endpoints = [
   { name: 'registry', id: registryId, group: 'registry', zone: 'privatelink.azurecr.io' }
   { name: 'vault', id: vaultId, group: 'vault', zone: 'privatelink.vaultcore.azure.net' }
@@ -47,7 +51,11 @@ resource vnet 'Microsoft.Network/virtualNetworks@2023-11-01' = {
         properties: {
           addressPrefix: appSubnetPrefix
           networkSecurityGroup: { id: nsg.id }
+{%- if cookiecutter.hosting == 'containerapps' %}
+          delegations: [{ name: 'app', properties: { serviceName: 'Microsoft.App/environments' } }]
+{%- else %}
           delegations: [{ name: 'web', properties: { serviceName: 'Microsoft.Web/serverFarms' } }]
+{%- endif %}
         }
       }
       {
