@@ -92,10 +92,9 @@ def test_hello_rejects_control_characters() -> None:
 
 
 def test_app_indexes_both_functions_with_their_auth_levels() -> None:
-    levels = {
-        f.get_function_name(): f.get_bindings_dict()["bindings"][0]["authLevel"].value
-        for f in app.get_functions()
-    }
+    functions = app.get_functions()
+    triggers = {f.get_function_name(): f.get_bindings_dict()["bindings"][0] for f in functions}
+    levels = {name: t["authLevel"].value for name, t in triggers.items() if "authLevel" in t}
     assert levels["health"] == "anonymous"
     assert levels["hello"] == "function"
 {%- if cookiecutter.workshop %}
