@@ -108,7 +108,29 @@ def problems(answers: dict) -> list[str]:
         found.append(
             "private_networking 'yes' needs include_infra 'yes': the network is part of infra/."
         )
+    found += runner_problems(answers)
     return found
+
+
+# GitHub's own runner images (docs.github.com, "GitHub-hosted runners"): outside any VNet.
+GITHUB_HOSTED = re.compile(r"(ubuntu|windows|macos)-.*", re.IGNORECASE)
+
+
+def runner_problems(answers: dict) -> list[str]:
+    runner = answers.get("release_runner", "ubuntu-24.04")
+    labels = [label.strip() for label in str(runner).split(",")]
+    if not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", label) for label in labels):
+        return [
+            f"release_runner {runner!r} is invalid: it must be runner labels (letters, digits,"
+            " '.', '_', '-') separated by commas, such as 'self-hosted, orders-vnet'."
+        ]
+    if answers["private_networking"] is True and any(GITHUB_HOSTED.fullmatch(x) for x in labels):
+        return [
+            f"release_runner {runner!r} is a GitHub-hosted runner, outside the VNet: with"
+            " private_networking 'yes' the registry answers only inside it, so the release job"
+            " could not push; name a self-hosted runner's labels, such as 'self-hosted, <app_name>-vnet'."
+        ]
+    return []
 
 
 # Cookiecutter reports any failed hook with its own "Hook script failed" traceback, whatever the
