@@ -72,12 +72,29 @@ def name_problem(field: str, value: object, pattern: str, rule: str) -> str | No
     return f"{field} {value!r} is invalid: it must be {rule}{hint}."
 
 
+# Asked, but their defaults are made from app_name: a bad app_name makes them bad too.
+FROM_APP_NAME = ("resource_group", "acr_name", "key_vault_name")
+
+
+def follows_from_app_name(field: str, value: object, app_name: object) -> bool:
+    """Whether a bad default derived from a bad app_name explains this field's problem."""
+    stem = re.sub(r"[^a-z0-9]", "", str(app_name).lower())[:6]
+    return field in FROM_APP_NAME and bool(stem) and stem in re.sub(r"[^a-z0-9]", "", str(value).lower())
+
+
 def problems(answers: dict) -> list[str]:
     found = [
         problem
         for field, (pattern, rule) in NAME_RULES.items()
         if (problem := name_problem(field, answers[field], pattern, rule))
     ]
+    if found and found[0].startswith("app_name "):
+        found = [
+            f"{problem} (It follows from app_name above: fix that, and this default follows.)"
+            if follows_from_app_name(problem.split()[0], answers[problem.split()[0]], answers["app_name"])
+            else problem
+            for problem in found
+        ]
     # A bad app_name or unique_suffix already names the cause; its derived names would repeat it.
     if not any(problem.split()[0] in ("app_name", "unique_suffix") for problem in found):
         found += [
@@ -142,10 +159,19 @@ AFTER_ERRORS = (
     " cruft, pass your answers as a file: `cruft create --extra-context-file answers.json <template>`."
 )
 
+# After a bad app_name the replay file holds bad derived names as well (saved before this check).
+AFTER_APP_NAME_ERROR = (
+    " The names made from app_name (resource_group, acr_name, key_vault_name, and the unasked"
+    " __function_app_name and __storage_account_name) were saved with it, so a replay would need"
+    " each corrected too: bake again with the corrected app_name instead"
+    " (`cookiecutter <template> app_name=<name>`), and the names follow."
+)
+
 if __name__ == "__main__":
     errors = problems(ANSWERS)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if errors:
-        print(AFTER_ERRORS, file=sys.stderr)
+        app_name_bad = errors[0].startswith("app_name ")
+        print(AFTER_ERRORS + (AFTER_APP_NAME_ERROR if app_name_bad else ""), file=sys.stderr)
     sys.exit(1 if errors else 0)

@@ -1,6 +1,8 @@
-"""The generated README speaks of what this bake has: without `infra/`, it says what the team
-must provide instead, by name, and never points at Bicep it does not hold."""
+"""The generated README and `make help` speak of what this bake has: without `infra/`, the README
+says what the team must provide instead, by name, and never points at Bicep it does not hold;
+`make help` shows names, not unexpanded make variables."""
 
+import subprocess
 from pathlib import Path
 
 
@@ -24,3 +26,9 @@ def test_a_bake_with_infra_has_no_such_section(bake) -> None:
     readme = (bake() / "README.md").read_text()
     assert "baked without `infra/`" not in readme
     assert "az deployment group create --resource-group \"$RG\" --template-file infra/main.bicep" in readme
+
+
+def test_generated_make_help_shows_no_unexpanded_make_variable(bake) -> None:
+    listed = subprocess.run(["make", "--no-print-directory", "-s", "help"], cwd=bake(),
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "verify-image" in listed and "$(" not in listed, listed
