@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--az", default="az")
     args = parser.parse_args()
+    if not args.name:
+        fail("name the secret: `make secret-set NAME=<its Key Vault name>` (settings/declared.py).")
     if not VALID_NAME.fullmatch(args.name):
         fail(
             f"{args.name!r} is not a Key Vault secret name (1-127 letters, digits, hyphens); "

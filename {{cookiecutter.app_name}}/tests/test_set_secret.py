@@ -56,4 +56,5 @@ def test_a_bad_name_or_no_value_sets_nothing(tmp_path: Path) -> None:
     az = fake_az(tmp_path)
     assert "is not a Key Vault secret name" in secret_set(az, "orders_api_key", VALUE).stderr
     assert "no value for orders-api-key" in secret_set(az, "orders-api-key", "").stderr
+    assert "name the secret: `make secret-set NAME=" in secret_set(az, "", VALUE).stderr
     assert not (tmp_path / "argv").exists()
