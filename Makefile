@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO := build/demo
 
 .DEFAULT_GOAL := help
-.PHONY: help machine test demo clean standin
+.PHONY: help machine test quick demo clean standin
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -21,6 +21,10 @@ machine: ## install the Debian packages and container configuration the tests ne
 
 test: machine $(BIN)/.installed ## every test of the template (bakes, launcher, images, infra)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+quick: $(BIN)/.installed ## the answers and every bake, without images or the projects' own checks (under a minute)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/test_answers.py tests/test_bake.py \
+		-k "not make_test_passes"
 
 demo: $(BIN)/.installed ## bake the default project into build/demo and run its checks
 	rm -rf $(DEMO) build/.bake

@@ -45,5 +45,6 @@ Next steps:
   cd {Path.cwd()}
   git init && make test    # ruff, mypy and the unit tests
   make run                 # the app in its hardened image on http://localhost:7071 (make stop ends it)
+  make new-function ...    # your own function and its test: NAME=orders TRIGGER=http|timer
   make help                # every other target; README.md has the security model and Azure setup"""
     )

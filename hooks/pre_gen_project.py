@@ -84,12 +84,29 @@ def name_problem(field: str, value: object, pattern: str, rule: str) -> str | No
     return f"{field} {value!r} is invalid: it must be {rule}{hint}."
 
 
+# Asked, but their defaults are made from app_name: a bad app_name makes them bad too.
+FROM_APP_NAME = ("resource_group", "acr_name", "key_vault_name")
+
+
+def follows_from_app_name(field: str, value: object, app_name: object) -> bool:
+    """Whether a bad default derived from a bad app_name explains this field's problem."""
+    stem = re.sub(r"[^a-z0-9]", "", str(app_name).lower())[:6]
+    return field in FROM_APP_NAME and bool(stem) and stem in re.sub(r"[^a-z0-9]", "", str(value).lower())
+
+
 def problems(answers: dict) -> list[str]:
     found = [
         problem
         for field, (pattern, rule) in NAME_RULES.items()
         if (problem := name_problem(field, answers[field], pattern, rule))
     ]
+    if found and found[0].startswith("app_name "):
+        found = [
+            f"{problem} (It follows from app_name above: fix that, and this default follows.)"
+            if follows_from_app_name(problem.split()[0], answers[problem.split()[0]], answers["app_name"])
+            else problem
+            for problem in found
+        ]
     # A bad app_name or unique_suffix already names the cause; its derived names would repeat it.
     if not any(problem.split()[0] in ("app_name", "unique_suffix") for problem in found):
         found += [
@@ -128,7 +145,29 @@ def problems(answers: dict) -> list[str]:
         found.append(
             "private_networking 'yes' needs include_infra 'yes': the network is part of infra/."
         )
+    found += runner_problems(answers)
     return found
+
+
+# GitHub's own runner images (docs.github.com, "GitHub-hosted runners"): outside any VNet.
+GITHUB_HOSTED = re.compile(r"(ubuntu|windows|macos)-.*", re.IGNORECASE)
+
+
+def runner_problems(answers: dict) -> list[str]:
+    runner = answers.get("release_runner", "ubuntu-24.04")
+    labels = [label.strip() for label in str(runner).split(",")]
+    if not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", label) for label in labels):
+        return [
+            f"release_runner {runner!r} is invalid: it must be runner labels (letters, digits,"
+            " '.', '_', '-') separated by commas, such as 'self-hosted, orders-vnet'."
+        ]
+    if answers["private_networking"] is True and any(GITHUB_HOSTED.fullmatch(x) for x in labels):
+        return [
+            f"release_runner {runner!r} is a GitHub-hosted runner, outside the VNet: with"
+            " private_networking 'yes' the registry answers only inside it, so the release job"
+            " could not push; name a self-hosted runner's labels, such as 'self-hosted, <app_name>-vnet'."
+        ]
+    return []
 
 
 # Cookiecutter reports any failed hook with its own "Hook script failed" traceback, whatever the
@@ -140,10 +179,19 @@ AFTER_ERRORS = (
     " cruft, pass your answers as a file: `cruft create --extra-context-file answers.json <template>`."
 )
 
+# After a bad app_name the replay file holds bad derived names as well (saved before this check).
+AFTER_APP_NAME_ERROR = (
+    " The names made from app_name (resource_group, acr_name, key_vault_name, and the unasked"
+    " __function_app_name and __storage_account_name) were saved with it, so a replay would need"
+    " each corrected too: bake again with the corrected app_name instead"
+    " (`cookiecutter <template> app_name=<name>`), and the names follow."
+)
+
 if __name__ == "__main__":
     errors = problems(ANSWERS)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if errors:
-        print(AFTER_ERRORS, file=sys.stderr)
+        app_name_bad = errors[0].startswith("app_name ")
+        print(AFTER_ERRORS + (AFTER_APP_NAME_ERROR if app_name_bad else ""), file=sys.stderr)
     sys.exit(1 if errors else 0)

@@ -41,7 +41,6 @@ BAD_ANSWERS = [
     ("security_alert_email", "team@localhost", "one e-mail address such as security@contoso.com"),
     ("security_alert_email", "a@contoso.com, b@contoso.com", "security_alert_email 'a@contoso.com, b@"),
     ("security_alert_email", "x'@contoso.com", "no quotes, spaces or lists"),
-    ("license", "GPL-3.0", "license 'GPL-3.0' is not offered: choose one of proprietary, MIT, Apache-2.0"),
     ("hosting", "aks", "hosting 'aks' is not offered: choose one of premium, containerapps"),
 ]
 
@@ -119,6 +118,27 @@ def test_an_unlisted_python_version_is_refused_before_anything_is_written(
         "['3.13', '3.12', '3.11']."
     ), result.stderr[-500:]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_license_is_a_menu_and_an_unlisted_one_is_refused(tmp_path: Path) -> None:
+    answers = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    assert answers["license"] == answers["_licenses"] == ["proprietary", "MIT", "Apache-2.0"]
+    result = bake_cli(tmp_path, "license=GPL-3.0")
+    assert result.returncode != 0
+    assert result.stderr.rstrip().endswith(
+        "GPL-3.0 provided for choice variable license, but the choices are "
+        "['proprietary', 'MIT', 'Apache-2.0']."
+    ), result.stderr[-500:]
+
+
+def test_a_bad_app_name_marks_the_names_made_from_it_as_consequences(tmp_path: Path) -> None:
+    result = bake_cli(tmp_path, "app_name=Orders_API", "unique_suffix=abc", valid={})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert [e.split()[1] for e in errors] == ["app_name", "acr_name", "key_vault_name"]
+    assert "(It follows from app_name" not in errors[0]
+    assert all(e.endswith("(It follows from app_name above: fix that, and this default follows.)")
+               for e in errors[1:])  # fmt: skip
+    assert "bake again with the corrected app_name instead" in result.stderr
 
 
 def test_replay_answers_again_without_retyping(tmp_path: Path) -> None:

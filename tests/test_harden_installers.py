@@ -8,6 +8,7 @@ every start of the worker). Debian's interpreter has no ensurepip, so the test g
 one where python.org's keeps it."""
 
 import json
+import re
 
 from image.engine import ENGINE, podman
 from image.standins import ensure_standin
@@ -44,5 +45,7 @@ def test_harden_removes_pip_setuptools_wheel_and_ensurepip_and_python_still_star
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report["before"]) == set(INSTALLERS), report["before"]
     assert sorted(name.split()[0] for name in report["removed"]) == ["pip", "setuptools", "wheel"]
+    # Each with its version, read before its metadata went with it (it printed `pip None`).
+    assert all(re.fullmatch(r"[a-z]+ \d+(\.\d+)+", name) for name in report["removed"]), report
     assert report["after"] == []
     assert report["stderr"] == ""

@@ -17,7 +17,7 @@ import pytest
 from image.engine import ENGINE, TEST_IMAGES, exec_python, http_get_json, make_image, podman, running
 from image.standins import ensure_builder, ensure_standin
 
-from conftest import TEMPLATE, require_tool, run, show_in_log
+from conftest import TEMPLATE, require_tool, run, show_control_in_log, show_in_log
 
 VERSIONS = ("3.11", "3.12", "3.13")  # every stand-in layout (tests/image/standin/README.md)
 WORKER_USER = "funcworker"
@@ -239,8 +239,8 @@ def test_verify_image_fails_on_the_unhardened_app_image(
     built = build(VERSIONS[0], tmp_path_factory)  # one version proves the check can fail
     image = unhardened(built)
     result = verify(built, image)
-    show_in_log(capsys, f"verify-image on the unhardened app stage (must fail), Python "
-                        f"{built.version}\n{result.stdout}{result.stderr}")  # fmt: skip
+    show_control_in_log(capsys, f"verify-image on the unhardened app stage, Python {built.version}",
+                        result.stdout + result.stderr)  # fmt: skip
     assert result.returncode != 0
     table = rows(result.stdout)
     must_fail = (
@@ -287,8 +287,8 @@ def test_verify_image_names_a_python_ahead_of_the_launcher_and_a_program_left_be
     image = f"{TEST_IMAGES}/planted:{built.version}"
     run([ENGINE, "build", "--quiet", "-t", image, str(context)], timeout=300)
     result = verify(built, image)
-    show_in_log(capsys, f"verify-image on the hardened image with a planted python and sqlcmd "
-                        f"(must fail)\n{result.stdout}{result.stderr}")  # fmt: skip
+    show_control_in_log(capsys, "verify-image on the hardened image with a planted python and "
+                        "sqlcmd", result.stdout + result.stderr)  # fmt: skip
     table = rows(result.stdout)
     planted = ("no python ahead of the launcher (host dir, cwd, PATH)",
                "only the host, the interpreter and the launcher are programs")  # fmt: skip

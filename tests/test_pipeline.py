@@ -368,3 +368,38 @@ def test_container_apps_bake_make_lint_is_clean(bake, lint_venv: Path, private: 
         found = re.search(rf"{framework} scan results:\s+Passed checks: (\d+), Failed checks: (\d+)", out)
         assert found and int(found[1]) > 0 and int(found[2]) == 0, f"{framework}: {found and found[0]}"
     shutil.rmtree(project / "lint" / "node_modules", ignore_errors=True)
+
+
+def test_the_release_job_runs_where_the_bake_says(bake) -> None:
+    """Private networking: the release job pushes from a self-hosted runner inside the VNet (the
+    `release_runner` answer), the README says how to set it up and `make lint` knows its label;
+    without it, GitHub's runner as before."""
+    private = bake(private_networking=True, app_name="orders")
+    jobs = workflow(private)["jobs"]
+    assert jobs["release"]["runs-on"] == ["self-hosted", "orders-vnet"]
+    assert jobs["test"]["runs-on"] == jobs["image"]["runs-on"] == "ubuntu-24.04"
+    readme = (private / "README.md").read_text()
+    assert "`runs-on: [self-hosted, orders-vnet]` (the\n`release_runner` answer" in readme
+    assert "--labels orders-vnet`" in readme
+    config = yaml.safe_load((private / ".github/actionlint.yaml").read_text())
+    assert config == {"self-hosted-runner": {"labels": ["orders-vnet"]}}
+
+    chosen = bake(private_networking=True, release_runner="self-hosted, linux, vnet-x64-1")
+    assert workflow(chosen)["jobs"]["release"]["runs-on"] == ["self-hosted", "linux", "vnet-x64-1"]
+    public = bake()
+    assert workflow(public)["jobs"]["release"]["runs-on"] == "ubuntu-24.04"
+    assert "The release runner" not in (public / "README.md").read_text()
+
+
+def test_a_github_hosted_release_runner_is_refused_with_private_networking(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(tmp_path),
+         "private_networking=yes", "release_runner=ubuntu-24.04"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0 and not any(tmp_path.iterdir())
+    assert (
+        "error: release_runner 'ubuntu-24.04' is a GitHub-hosted runner, outside the VNet: with"
+        " private_networking 'yes' the registry answers only inside it, so the release job could"
+        " not push; name a self-hosted runner's labels, such as 'self-hosted, <app_name>-vnet'."
+    ) in result.stderr

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 from image.engine import ENGINE, TEST_IMAGES, exec_python, podman
 from image.standins import ensure_builder, ensure_standin
 
-from conftest import require_tool, run
+from conftest import TEMPLATE, require_tool, run
 
 VERSION = "3.13"  # the default answer, so the default bake is the one run here
 SIGNING_KEY = "local-signing-key-for-the-run-test"
@@ -49,6 +50,16 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def readme_offline_run() -> tuple[list[str], list[str]]:
+    """The template README's two offline lines, as a person copies them: `make standin` (in the
+    template), then `cd build/demo && make run BASE_IMAGE=... BUILDER_IMAGE=...`."""
+    lines = [line.split("#")[0].strip() for line in (TEMPLATE / "README.md").read_text().splitlines()]
+    standin = next(line for line in lines if line.startswith("make standin"))
+    cd, make_run = next(line for line in lines if "make run BASE_IMAGE=" in line).split(" && ")
+    assert cd == "cd build/demo", cd  # the demo is the default bake, as here
+    return shlex.split(standin), shlex.split(make_run)
 
 
 def wait_for_health(port: int, make_run: subprocess.Popen[str], log: Path) -> None:
@@ -97,10 +108,13 @@ def test_make_run_serves_the_app_with_azurite_and_make_stop_ends_everything(
     name = f"{TEST_IMAGES.rsplit('/', 1)[1]}-run-local-{os.getpid()}"
     options = [f"ENGINE={ENGINE}", f"RUN_NAME={name}", f"PYTHON={sys.executable}"]
     log = tmp_path / "make-run.log"
+    ensure_standin(VERSION)  # a failed build fails here, with its log
+    ensure_builder()
+    standin, readme_make_run = readme_offline_run()
+    run(standin, cwd=TEMPLATE, timeout=1200)  # tags the stable name the README's make run uses
     with log.open("w") as output:
         make_run = subprocess.Popen(
-            ["make", "run", *options, f"PORT={port}", f"IMAGE={TEST_IMAGES}/run-local:{VERSION}",
-             f"BASE_IMAGE={ensure_standin(VERSION)}", f"BUILDER_IMAGE={ensure_builder()}"],
+            [*readme_make_run, *options, f"PORT={port}", f"IMAGE={TEST_IMAGES}/run-local:{VERSION}"],
             cwd=project, stdout=output, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )  # fmt: skip

@@ -35,11 +35,11 @@ def hello(req: func.HttpRequest) -> func.HttpResponse:
     name = req.params.get("name", "world")
     if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
         return _error(400, f"name must be 1 to {MAX_NAME_LENGTH} printable characters")
+    message = f"Hello, {name}!"
     try:
-        signing_key = settings.get().secrets.greeting_signing_key
+        signature = sign(settings.get().secrets.greeting_signing_key, message)
     except settings.SecretsUnavailableError as error:
         logger.error("hello cannot sign: %s", error)  # names the secret and vault, no value
         return _error(503, "a required secret is unavailable; see the app's log")
-    message = f"Hello, {name}!"
-    body = {"message": message, "signature": sign(signing_key, message)}
+    body = {"message": message, "signature": signature}
     return func.HttpResponse(json.dumps(body), mimetype="application/json")

@@ -321,6 +321,7 @@ def remove_installer_modules() -> list[str]:
         name = (dist.metadata["Name"] or "").lower()
         if name not in INSTALLERS:
             continue
+        version = dist.version  # read now: the metadata goes with the files below
         site = Path(str(dist.locate_file(""))).resolve()
         for file in dist.files or []:
             path = Path(str(dist.locate_file(file))).resolve()
@@ -329,7 +330,7 @@ def remove_installer_modules() -> list[str]:
                 shutil.rmtree(top)
             elif top.exists() or top.is_symlink():
                 top.unlink()
-        removed.append(f"{name} {dist.version}")
+        removed.append(f"{name} {version}")
     shutil.rmtree(Path(sysconfig.get_paths()["stdlib"]) / "ensurepip", ignore_errors=True)
     importlib.invalidate_caches()
     for module in (*INSTALLERS, "ensurepip"):

@@ -43,7 +43,8 @@ def store_from_environment() -> SecretStore:
 
 
 def get() -> Settings:
-    """The settings, loading them on the first call; raises SecretsUnavailableError."""
+    """The settings, loading them on the first call. A secret that could not be loaded raises
+    SecretsUnavailableError (naming it) only when its value is asked for."""
     global _store
     with _store_lock:
         if _store is None:

@@ -2,8 +2,10 @@
 
 After `refresh_seconds` the next caller starts one background refresh and is answered at once
 with the values there are; a secret whose refresh fails keeps its last good value and the
-failure is logged by the secret's name. Values live in this object only: never in
-`os.environ`, a file or a log line.
+failure is logged by the secret's name. A secret that never loaded (not yet in the vault, say)
+is `Secret.unavailable`: the functions that use it answer 503, the others keep answering, and
+it is tried again every `MISSING_RETRY_SECONDS` until it arrives. Values live in this object
+only: never in `os.environ`, a file or a log line.
 """
 
 import logging
@@ -13,16 +15,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from settings.declared import Environment, Secrets, Settings, declared_vault_names
-from settings.secret import Secret
+from settings.secret import Secret, SecretsUnavailableError
 from settings.sources import MAX_CONCURRENT_FETCHES, SecretFetchError, SecretSource
+
+__all__ = ["MISSING_RETRY_SECONDS", "SecretStore", "SecretsUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
+# A secret shipped after its code is picked up this soon, without a restart.
+MISSING_RETRY_SECONDS = 30.0
+
 Fetched = tuple[dict[str, Secret], dict[str, SecretFetchError]]
-
-
-class SecretsUnavailableError(RuntimeError):
-    """A required secret could not be loaded; the message names it and the vault."""
 
 
 class SecretStore:
@@ -50,8 +53,14 @@ class SecretStore:
         with self._lock:
             if self._settings is None:
                 # Under the lock: concurrent first callers wait for one load, not start twenty.
-                self._settings = self._build(*self._fetch_all(), last_good={})
+                values, failed = self._fetch_all()
+                self._settings = self._build(values, failed, last_good={})
                 self._loaded_at = self._clock()
+                for name, error in sorted(failed.items()):
+                    logger.error(
+                        "secret %r is unavailable; the functions that use it answer 503 until it "
+                        "arrives (tried again every %g s): %s", name, self._ttl, error,
+                    )  # fmt: skip
             elif not self._refreshing and self._clock() - self._loaded_at >= self._ttl:
                 self._refreshing = True
                 threading.Thread(target=self._refresh, name="secrets-refresh", daemon=True).start()
@@ -59,6 +68,9 @@ class SecretStore:
 
     @property
     def _ttl(self) -> float:
+        secrets = self._settings.secrets if self._settings else None
+        if any(not getattr(secrets, field).available for field in self._declared):
+            return min(self.environment.refresh_seconds, MISSING_RETRY_SECONDS)
         return self.environment.refresh_seconds
 
     def _fetch_all(self) -> Fetched:
@@ -95,22 +107,28 @@ class SecretStore:
             if secret is None:
                 more = len(failed) - 1
                 also = f" (and {more} more secret(s) failed)" if more > 0 else ""
-                raise SecretsUnavailableError(f"required {failed[name]}{also}")
+                secret = Secret.unavailable(f"required {failed[name]}{also}")
             fields[field] = secret
         return Settings(self.environment, self._secrets_type(**fields))
 
     def _refresh(self) -> None:
         try:
             values, failed = self._fetch_all()
-            for name, error in sorted(failed.items()):
-                logger.warning(
-                    "refresh failed for secret %r, keeping its last value: %s", name, error
-                )
             with self._lock:
                 current = self._settings.secrets if self._settings else None
                 last_good = {
-                    name: getattr(current, field) for field, name in self._declared.items()
+                    name: secret
+                    for field, name in self._declared.items()
+                    if (secret := getattr(current, field)).available
                 }
+            for name, error in sorted(failed.items()):
+                if name in last_good:
+                    logger.warning(
+                        "refresh failed for secret %r, keeping its last value: %s", name, error
+                    )
+                else:
+                    logger.error("secret %r is still unavailable: %s", name, error)
+            with self._lock:
                 self._settings = self._build(values, failed, last_good)
         except Exception:  # a refresh must never take the app down; the old values stay
             logger.exception("secrets refresh failed; keeping the last values")

@@ -3,14 +3,19 @@
 import hashlib
 import hmac
 import json
+import logging
 from pathlib import Path
 
 import azure.functions as func
+import pytest
 
+import settings
 from blueprints.greeting import hello
 from blueprints.health import health
 from function_app import app
-from tests.conftest import DEVELOPMENT_SIGNING_KEY
+from settings.declared import Environment
+from settings.sources import DevelopmentFileSource
+from tests.conftest import DEVELOPMENT_SIGNING_KEY, with_new_secret
 
 
 def call(function: object, request: func.HttpRequest) -> func.HttpResponse:
@@ -48,11 +53,27 @@ def test_hello_defaults_to_world() -> None:
     assert json.loads(call(hello, get("hello")).get_body())["message"] == "Hello, world!"
 
 
-def test_hello_answers_503_without_its_signing_key(development_secrets: Path) -> None:
+def test_hello_answers_503_without_its_signing_key_and_logs_its_name(
+    development_secrets: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     development_secrets.write_text("{}")
     response = call(hello, get("hello"))
     assert response.status_code == 503
     assert DEVELOPMENT_SIGNING_KEY not in response.get_body().decode()
+    assert "hello cannot sign: required secret 'greeting-signing-key'" in caplog.text
+
+
+def test_hello_keeps_answering_when_another_secret_is_missing(
+    development_secrets: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A new function's secret, declared but not yet in local.secrets.json (or the vault).
+    with_new = with_new_secret("not_yet_provided", "not-yet-provided")
+    environment = Environment(key_vault_url=None, azure_client_id=None, refresh_seconds=600)
+    source = DevelopmentFileSource(development_secrets)
+    settings.install(settings.SecretStore(source, environment, secrets_type=with_new))
+    caplog.set_level(logging.ERROR)
+    assert call(hello, get("hello")).status_code == 200
+    assert "secret 'not-yet-provided' is unavailable" in caplog.text
 
 
 def test_health_needs_no_secret(development_secrets: Path) -> None:
@@ -71,10 +92,9 @@ def test_hello_rejects_control_characters() -> None:
 
 
 def test_app_indexes_both_functions_with_their_auth_levels() -> None:
-    levels = {
-        f.get_function_name(): f.get_bindings_dict()["bindings"][0]["authLevel"].value
-        for f in app.get_functions()
-    }
+    functions = app.get_functions()
+    triggers = {f.get_function_name(): f.get_bindings_dict()["bindings"][0] for f in functions}
+    levels = {name: t["authLevel"].value for name, t in triggers.items() if "authLevel" in t}
     assert levels["health"] == "anonymous"
     assert levels["hello"] == "function"
 {%- if cookiecutter.workshop %}

@@ -18,7 +18,7 @@ from settings.declared import Environment, Secrets, SettingsError, key_vault
 from settings.sources import KeyVaultSource, RetryBounds
 from tests.azure_fakes.key_vault import FakeKeyVault
 from tests.azure_fakes.tls import TestCA
-from tests.conftest import CLIENT_ID, VAULT_SIGNING_KEY, Azure
+from tests.conftest import CLIENT_ID, VAULT_SIGNING_KEY, Azure, with_new_secret
 
 PROJECT = Path(__file__).resolve().parents[1]
 FAST_BOUNDS = RetryBounds(retry_total=10, timeout=2.0, connection_timeout=2.0, read_timeout=2.0)
@@ -60,13 +60,16 @@ class EveryFetchAlone(KeyVaultSource):
 
 
 def load_many(vault: FakeKeyVault, secrets_type: type[Secrets], source: KeyVaultSource) -> None:
+    """Load, then ask for every value (a secret that did not load raises only when used)."""
     environment = Environment(vault.url, CLIENT_ID, refresh_seconds=60)
-    settings.SecretStore(source, environment, secrets_type=secrets_type).get()
+    loaded = settings.SecretStore(source, environment, secrets_type=secrets_type).get().secrets
+    for field in dataclasses.fields(loaded):
+        getattr(loaded, field.name).get_secret_value()
 
 
 def load_error(store: settings.SecretStore) -> str:
     with pytest.raises(settings.SecretsUnavailableError) as caught:
-        store.get()
+        store.get().secrets.greeting_signing_key.get_secret_value()
     return str(caught.value)
 
 
@@ -232,6 +235,35 @@ def test_no_secret_value_in_any_log_or_error(
     for text in [caplog.text, *shown]:
         assert VAULT_SIGNING_KEY not in text
         assert azure.identity.identity_header not in text
+
+
+def test_code_shipped_before_its_secret_fails_only_where_used_until_the_secret_arrives(
+    azure: Azure, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As in Azure when a release declares `late-secret` before anyone put it in the vault.
+    field = "late_secret"
+    clock = FakeClock()
+    environment = Environment(azure.vault.url, CLIENT_ID, refresh_seconds=600)
+    source = KeyVaultSource(azure.vault.url, CLIENT_ID, RetryBounds())
+    late_type = with_new_secret(field, "late-secret")
+    store = settings.SecretStore(source, environment, clock=clock, secrets_type=late_type)
+
+    def late() -> settings.Secret:
+        secret: settings.Secret = getattr(store.get().secrets, field)
+        return secret
+
+    assert store.get().secrets.greeting_signing_key.get_secret_value() == VAULT_SIGNING_KEY
+    with pytest.raises(settings.SecretsUnavailableError) as caught:
+        late().get_secret_value()
+    assert str(caught.value).startswith("required secret 'late-secret' from Key Vault ")
+    assert "not found (404)" in str(caught.value)
+    logged = "secret 'late-secret' is unavailable; the functions that use it answer 503"
+    assert logged in caplog.text
+    azure.vault.set_secret("late-secret", "arrived-later")  # `make secret-set`, later
+    clock.now += 30  # MISSING_RETRY_SECONDS, not the 600 s TTL
+    poll(lambda: late().available)
+    assert late().get_secret_value() == "arrived-later"
+    assert "arrived-later" not in caplog.text
 
 
 def test_os_environ_never_holds_a_secret(azure: Azure) -> None:

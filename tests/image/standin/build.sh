@@ -35,7 +35,7 @@ done
 
 # Tests of several sessions may ask at once; one build at a time, the others then find it cached.
 exec 9>/var/tmp/standin-build.lock
-flock 9
+flock -n 9 || { echo "standin: another build holds /var/tmp/standin-build.lock; waiting for it" >&2; flock 9; }
 
 label=org.example.standin.sources
 current_hash() {
@@ -98,4 +98,8 @@ build "$image" functions-python.Containerfile "$hash" \
     --target "$target" --build-arg "DEBIAN_IMAGE=localhost/standin/debian:$release" \
     --build-arg "PYTHON_VERSION=$version" --build-arg "LIBPYTHON=$libpython" \
     --build-arg "PYTHON_HOME=$home"
+# A stable name as well, for a person's `make run BASE_IMAGE=...` (the template's README): the last
+# `make standin` of this version wins it. Tests use the hashed name above.
+podman tag "$image" "localhost/standin/functions-python:$version"
+echo "standin: $image is also localhost/standin/functions-python:$version"
 echo "$image"  # the last line: the image's name, for tests/image/standins.py
