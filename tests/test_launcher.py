@@ -60,7 +60,7 @@ def launcher_dir(baked_default: Path) -> Path:
 
 
 def test_baked_policy_names_the_interpreter_and_worker(baked_default: Path) -> None:
-    policy = (baked_default / "launcher" / "policy.conf").read_text()
+    policy = (baked_default / "launcher" / "src" / "policy.conf").read_text()
     version = next(v for v in SUPPORTED_PYTHON_VERSIONS if f"python{v}\n" in policy)
     assert f"\nexec /opt/python/{version}/bin/python{version}\n" in policy
     assert "\nuser funcworker\n" in policy

@@ -22,7 +22,8 @@ from pathlib import Path
 import azure.functions as func
 
 POLICY = Path("/etc/launcher/policy.conf")
-# What the platform gives the host and the launcher never passes (launcher/policy.conf's denies).
+# What the platform gives the host and the launcher never passes (the denies of
+# launcher/src/policy.conf).
 PLATFORM_SECRETS = (
     "APPSETTING_",
     "AZUREWEBJOBSSTORAGE",

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 LAUNCHER_DIR = Path(__file__).resolve().parents[1]
+SOURCE_DIR = LAUNCHER_DIR / "src"  # what ships: the sources, the policy, the broker's program
 SANITIZE = os.environ.get("LAUNCHER_SANITIZE") == "1"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 WORKER = "launchertest"
@@ -168,7 +169,7 @@ def launcher() -> Iterator[Launcher]:
     workdir.chmod(0o755)
     binary, policy = workdir / "launcher", workdir / "policy.conf"
     # The broker's program beside the policy, where the launcher looks for it (BROKER_PATH).
-    shutil.copyfile(LAUNCHER_DIR / "identity_broker.py", workdir / "identity_broker.py")
+    shutil.copyfile(SOURCE_DIR / "identity_broker.py", workdir / "identity_broker.py")
     (workdir / "identity_broker.py").chmod(0o644)
     target = ["sanitized"] if SANITIZE else []
     subprocess.run(
@@ -232,7 +233,7 @@ def default_policy(
     the test's HOME and TMPDIR (without them, Landlock is switched off: the image's paths do not
     exist on the test machine). launch-uids only with uids (their directories then), so that the
     other tests see the worker run as the account itself."""
-    text = (LAUNCHER_DIR / "policy.conf").read_text()
+    text = (SOURCE_DIR / "policy.conf").read_text()
     assert re.search(r"(?m)^launch-uids ", text), "the shipped policy gives each launch its own uid"
     text = re.sub(r"(?m)^launch-uids .*$", uids.directive() if uids else "", text)
     dirs = uids.dirs if uids else dirs

@@ -4,9 +4,9 @@ import secrets
 
 import pytest
 from conftest import (
-    LAUNCHER_DIR,
     PYTHON,
     SANITIZE,
+    SOURCE_DIR,
     Account,
     security_events,
     Launcher,
@@ -84,7 +84,7 @@ NEEDED = {
 # The shipped policy's `set` lines (HOME and TMPDIR are the image's paths: Landlock is off here).
 FIXED = dict(
     line.split(None, 1)[1].split("=", 1)
-    for line in (LAUNCHER_DIR / "policy.conf").read_text().splitlines()
+    for line in (SOURCE_DIR / "policy.conf").read_text().splitlines()
     if line.startswith("set ")
 )
 SHOW_ENVIRON = "import sys; sys.stdout.buffer.write(open('/proc/self/environ', 'rb').read())"

@@ -10,7 +10,7 @@ Azure/azure-functions-host (`host/`). A new upstream name goes here and into the
 
 import re
 
-from conftest import LAUNCHER_DIR, Account, Launcher, default_policy
+from conftest import SOURCE_DIR, Account, Launcher, default_policy
 
 WORKER = "worker/constants.py"
 RUNTIME = "runtime/utils/constants.py"
@@ -51,7 +51,7 @@ SECTION = re.compile(r"(?ms)^# --- What the real workers read.*?(?=^# --- )")
 
 def upstream_section() -> dict[str, tuple[bool, str]]:
     """The policy's upstream section: name -> (allowed, what follows `<-` on its line)."""
-    match = SECTION.search((LAUNCHER_DIR / "policy.conf").read_text())
+    match = SECTION.search((SOURCE_DIR / "policy.conf").read_text())
     assert match, "policy.conf has no section of upstream names"
     lines = {}
     for line in match.group(0).splitlines():

@@ -17,7 +17,7 @@
 #define _GNU_SOURCE
 #include "lifetime.h"
 #include "events.h"
-#include "launcher.h"
+#include "fail.h"
 #include "watch.h"
 
 #include <errno.h>

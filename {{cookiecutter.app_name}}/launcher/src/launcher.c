@@ -13,60 +13,31 @@
  * status (see README.md), and nothing is run. No variable's value is ever printed.
  */
 #define _GNU_SOURCE
-#include "launcher.h"
-#include "events.h"
+#include "broker.h"
+#include "confine.h"
+#include "drop.h"
+#include "egress.h"
+#include "fail.h"
 #include "lifetime.h"
-#include "sandbox.h"
+#include "policy.h"
 #include "watch.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h> /* setgroups only: names are resolved without NSS */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef POLICY_PATH
+#define POLICY_PATH "/etc/launcher/policy.conf"
+#endif
 
 /* Far above any real host (a Functions host passes about a hundred). */
 enum { LAUNCHER_MAX_ENV = 4096 };
 
 extern char **environ;
-
-/* One write, so that concurrent output never splits the line. */
-_Noreturn void die(int status, const char *fmt, ...)
-{
-	char line[512];
-	int n = snprintf(line, sizeof line, "launcher: ");
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	n = (int)strlen(line);
-	line[n++] = '\n';
-	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-		/* Nothing left to report to; the exit status still says what happened. */
-	}
-	_exit(status);
-}
-
-_Noreturn void refuse(int status, const char *fmt, ...)
-{
-	char message[400];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(message, sizeof message, fmt, ap);
-	va_end(ap);
-	event_report(EVENT_LAUNCHER, getpid(), message);
-	die(status, "%s", message);
-}
 
 /* Whoever can write the policy's directory can replace the file itself, whatever its own mode. */
 static void check_policy_directory(void)
@@ -247,83 +218,12 @@ static char **build_env(const struct policy *p, bool as_root, size_t *count)
 	return env;
 }
 
-/* After this, nothing the worker runs can become root again: checked, not assumed. */
-void drop_root(uid_t uid, gid_t gid)
-{
-	uid_t ruid, euid, suid;
-	gid_t rgid, egid, sgid;
-
-	if (setgroups(0, NULL) != 0)
-		die(EXIT_PRIVILEGE, "setgroups(0): %s", strerror(errno));
-	if (setgid(gid) != 0)
-		die(EXIT_PRIVILEGE, "setgid(%u): %s", (unsigned)gid, strerror(errno));
-	if (setuid(uid) != 0)
-		die(EXIT_PRIVILEGE, "setuid(%u): %s", (unsigned)uid, strerror(errno));
-	if (setuid(0) == 0 || setgid(0) == 0)
-		die(EXIT_PRIVILEGE, "setuid(0): succeeded after dropping root");
-	if (getresuid(&ruid, &euid, &suid) != 0 || ruid != uid || euid != uid || suid != uid)
-		die(EXIT_PRIVILEGE, "getresuid(%u): not every uid was changed", (unsigned)uid);
-	if (getresgid(&rgid, &egid, &sgid) != 0 || rgid != gid || egid != gid || sgid != gid)
-		die(EXIT_PRIVILEGE, "getresgid(%u): not every gid was changed", (unsigned)gid);
-	if (getgroups(0, NULL) != 0)
-		die(EXIT_PRIVILEGE, "getgroups(0): supplementary groups remain");
-}
-
-void close_fds_from(unsigned first)
-{
-	DIR *dir;
-	struct dirent *d;
-	struct rlimit lim;
-
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, first, ~0U, 0U) == 0)
-		return;
-	if (errno != ENOSYS)
-		die(EXIT_SYSTEM, "close_range(%u): %s", first, strerror(errno));
-#endif
-	/* Kernels before 5.9: close what /proc lists, or everything up to the limit. */
-	dir = opendir("/proc/self/fd");
-	if (dir) {
-		int own = dirfd(dir);
-		while ((d = readdir(dir)) != NULL) {
-			int fd = atoi(d->d_name);
-			if (fd >= (int)first && fd != own)
-				close(fd);
-		}
-		closedir(dir);
-		return;
-	}
-	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
-		die(EXIT_SYSTEM, "getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
-	for (rlim_t fd = first; fd < lim.rlim_cur && fd < 65536; fd++)
-		close((int)fd);
-}
-
-void confine(const struct policy *policy, const char *tmpdir, const struct egress *egress, bool must_lead, bool audit,
-	     int watcher)
-{
-	struct sandbox_status sandbox;
-	struct sandbox_failure failure;
-	int listener = -1;
-
-	/* After the drop: the new keyring is the account's, and root's is gone with the old one. A
-	 * re-exec inside a launch (the filter already in place) has both, and may leave neither: its
-	 * setsid and keyctl would only be refused, and reported as an attack. */
-	sandbox.keyring_errno = 0;
-	if (!sandbox_filter_in_place() && sandbox_leave_root_session(must_lead, &sandbox, &failure) != 0)
-		die(EXIT_SANDBOX, "%s", failure.message);
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-		die(EXIT_PRIVILEGE, "prctl(PR_SET_NO_NEW_PRIVS): %s", strerror(errno));
-	if (sandbox_confine(policy, tmpdir, egress, watcher >= 0 ? &listener : NULL, &sandbox, &failure) != 0)
-		die(EXIT_SANDBOX, "%s", failure.message);
-	if (listener >= 0)
-		watch_send_listener(watcher, listener);
-	if (audit)
-		sandbox_audit(policy, &sandbox);
-}
-
-_Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, int watcher, char **argv,
-			   char **env)
+/*
+ * confine(), descriptors above 2 closed, execve: the last steps of every worker start. watcher:
+ * the socket to hand the filter's listener to the supervisor on (watch.c), or -1 for none.
+ */
+static _Noreturn void exec_worker(const struct policy *policy, const char *tmpdir, bool must_lead, int watcher,
+				  char **argv, char **env)
 {
 	static struct egress egress;
 	char message[EGRESS_MAX_MESSAGE];

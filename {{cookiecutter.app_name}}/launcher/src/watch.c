@@ -14,7 +14,7 @@
 #define _GNU_SOURCE
 #include "watch.h"
 #include "events.h"
-#include "launcher.h"
+#include "fail.h"
 #include "sandbox.h"
 
 #include <errno.h>

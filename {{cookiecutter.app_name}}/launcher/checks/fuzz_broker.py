@@ -7,6 +7,7 @@ forwarded that the policy does not list, or an answer to the worker holding the 
 
 import sys
 import time
+from pathlib import Path
 
 try:
     import atheris
@@ -15,7 +16,8 @@ except ImportError:
         "fuzz-broker: needs atheris (pip install atheris: the template's requirements-dev.txt)"
     )
 
-import identity_broker as broker
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # what ships: the broker's program
+import identity_broker as broker  # noqa: E402
 
 PLATFORM_HEADER = "platform-secret-0123456789"
 CONFIG = broker.Config(

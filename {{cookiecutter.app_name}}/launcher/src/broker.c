@@ -8,7 +8,10 @@
  * This file starts the broker, as a child of the supervisor (lifetime.c), which ends it with the worker.
  */
 #define _GNU_SOURCE
-#include "launcher.h"
+#include "broker.h"
+#include "confine.h"
+#include "drop.h"
+#include "fail.h"
 #include "lifetime.h"
 
 #include <arpa/inet.h>

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-LAUNCHER_DIR = Path(__file__).resolve().parent
+LAUNCHER_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(LAUNCHER_DIR.parent))  # the project root: its tests.azure_fakes
 from tests.azure_fakes.managed_identity import ManagedIdentityEndpoint  # noqa: E402
 
@@ -112,7 +112,7 @@ def main() -> None:
             ["make", "-s", "-C", str(LAUNCHER_DIR), f"OUT={binary}", f"POLICY_PATH={policy}"],
             check=True,
         )
-        shutil.copyfile(LAUNCHER_DIR / "identity_broker.py", workdir / "identity_broker.py")
+        shutil.copyfile(LAUNCHER_DIR / "src" / "identity_broker.py", workdir / "identity_broker.py")
         (workdir / "identity_broker.py").chmod(0o644)
         policy.write_text(
             f"exec {interpreter()}\nuser {worker}\nbroker {broker}\naudit\n"
