@@ -270,16 +270,43 @@ def test_standin_host_starts_a_python_beside_it_before_path(
     assert "starting the worker failed: PermissionError" in status["error"], status
 
 
-def test_standin_host_answers_errors_without_hanging(host_url: str) -> None:
-    status_when(host_url, {"Running"})
+def test_standin_host_answers_the_runtimes_failure_reply_and_restarts_a_dead_worker(
+    host_url: str,
+) -> None:
+    """A function that raises: the runtime's InvocationResponse says Failure, the host answers 500
+    with the exception's class. A worker that dies mid-invocation: the request answers 503 and
+    the host starts a new worker, as the real host does, until the third exit within 30 minutes."""
+    first = status_when(host_url, {"Running"})
     assert fetch(f"{host_url}/api/probe/raise") == (500, {"error": "LookupError"})
     assert fetch(f"{host_url}/api/nothing-here")[0] == 404
-    code, answer = fetch(f"{host_url}/api/probe/exit")  # the worker dies mid-request
-    assert code == 503 and ("exited" in str(answer) or "closed" in str(answer)), answer
-    # The closed connection can be noticed before the exit is reaped: wait for both.
-    status = status_when(
-        host_url, {"Error"}, deadline_seconds=15,
-        also=lambda status: status["worker"]["exit_code"] is not None,
-    )  # fmt: skip
-    assert status["worker"]["exit_code"] == 3, status
+    pids = [first["worker"]["pid"]]
+    for restarts in (1, 2):
+        code, answer = fetch(f"{host_url}/api/probe/exit")  # the worker dies mid-request
+        assert code == 503 and ("exited" in str(answer) or "closed" in str(answer)), answer
+        status = status_when(host_url, {"Running"}, deadline_seconds=60,
+                             also=lambda status: status["restarts"] == restarts)  # fmt: skip
+        assert status["exits"] == [3] * restarts and status["worker"]["pid"] not in pids, status
+        pids.append(status["worker"]["pid"])
+        assert fetch(f"{host_url}/api/probe?name=again")[0] == 200
+    fetch(f"{host_url}/api/probe/exit")
+    status = status_when(host_url, {"Error"}, deadline_seconds=15,
+                         also=lambda status: status["restarts"] == 3)  # fmt: skip
+    assert "exited 3 times within 30 minutes: not restarted" in status["error"], status
+    assert status["exits"] == [3, 3, 3]
     assert fetch(f"{host_url}/api/probe")[0] == 503
+
+
+def test_standin_host_reports_the_runtimes_init_failure(
+    app_image: str, tmp_path: Path
+) -> None:
+    """An app that raises on import: the runtime answers WorkerInitRequest with a Failure; the
+    host reports Error with the exception's class (never its message) and serves nothing."""
+    broken = tmp_path / "function_app.py"
+    broken.write_text("raise LookupError('secret-looking message')\n")
+    mount = f"{broken}:/home/site/wwwroot/function_app.py:ro,Z"
+    with started(app_image, "-v", mount) as (url, name):
+        status = status_when(url, {"Error", "Running"})
+        logs = podman("logs", name)
+    assert status["state"] == "Error", status
+    assert status["error"] == "the worker could not load the function app: LookupError", status
+    assert "secret-looking message" not in json.dumps(status) + logs

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -40,6 +41,13 @@ MAX_BODY = 16 * 1024 * 1024
 # RpcWorkerConstants.DefaultMaxMessageLengthBytes in azure-functions-host.
 MAX_MESSAGE_LENGTH = 2147483647
 START_CATEGORY = "standin.worker.start"  # worker/main.py's report of how it was started
+# The host restarts a worker that exits while fewer than 3 errors (3 per worker process) came
+# within 30 minutes of each other; at the third it stops (azure-functions-host,
+# src/WebJobs.Script/Workers/Rpc/FunctionRegistration/RpcFunctionInvocationDispatcher.cs,
+# ErrorEventsThreshold, AddOrUpdateErrorBucket; WorkerConstants.cs,
+# WorkerRestartErrorIntervalThresholdInMinutes).
+RESTART_ERRORS = 3
+RESTART_WINDOW_SECONDS = 30 * 60
 CONFIG = json.loads((HOST_DIR / "workers/python/worker.config.json").read_text())["description"]
 VERSION = os.environ.get("FUNCTIONS_WORKER_RUNTIME_VERSION", CONFIG["defaultRuntimeVersion"])
 WORKER_DIR = HOST_DIR / "workers/python" / VERSION / "LINUX/X64"
@@ -124,10 +132,12 @@ def failure(result: Any) -> str | None:
     return result.exception.message.split(":", 1)[0] or "Failure"
 
 
-class Worker(services.FunctionRpcServicer):
-    """The worker process, its gRPC stream, and what the status endpoint reports about it."""
+class Worker:
+    """One worker process, its gRPC stream, and what the status endpoint reports about it."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int, on_exit: Any) -> None:
+        self.port, self.on_exit = port, on_exit
+        self.worker_id, self.request_id = str(uuid.uuid4()), str(uuid.uuid4())
         self.state = "Starting"
         self.error = ""
         self.process: subprocess.Popen[bytes] | None = None
@@ -136,7 +146,6 @@ class Worker(services.FunctionRpcServicer):
         self.exit_code: int | None = None
         self.reported: dict[str, Any] = {}
         self.functions: list[HttpFunction] = []
-        self.request_id = ""
         self._connected = threading.Event()
         self._outgoing: queue.Queue[Any] = queue.Queue()
         self._waiting: dict[tuple[str, str], queue.Queue[Any]] = {}
@@ -165,14 +174,7 @@ class Worker(services.FunctionRpcServicer):
         executable = resolve_path(executable_name)
         if executable is None:
             return self.fail(f"{executable_name!r} is found neither beside the host nor on PATH")
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_LENGTH),
-            ("grpc.max_send_message_length", MAX_MESSAGE_LENGTH),
-        ])  # fmt: skip
-        services.add_FunctionRpcServicer_to_server(self, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        server.start()
-        worker_id, self.request_id = str(uuid.uuid4()), str(uuid.uuid4())
+        port, worker_id = self.port, self.worker_id
         # Each configured argument is one string ("-X no_debug_ranges"), split on spaces when
         # the host parses its command line.
         arguments = [part for argument in CONFIG.get("arguments", []) for part in argument.split()]
@@ -235,9 +237,10 @@ class Worker(services.FunctionRpcServicer):
         names = ", ".join(function.name for function in self.functions)
         log(f"worker indexed {len(self.functions)} function(s): {names}")
 
-    # The gRPC service: the worker's one stream. Messages to it are queued; its answers are
-    # matched to the waiting call by kind and id (function or invocation).
-    def EventStream(self, requests: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+    def serve(self, first: Any, requests: Any) -> Any:
+        """The worker's stream: messages to it are queued; its answers are matched to the
+        waiting call by kind and id (function or invocation)."""
+        self._receive(first)
         threading.Thread(target=self._read, args=(requests,), daemon=True).start()
         while (message := self._outgoing.get()) is not None:
             yield message
@@ -302,6 +305,8 @@ class Worker(services.FunctionRpcServicer):
         log(f"worker exited with code {code}")
         self.fail(f"the worker exited with code {code}")
         self._connected.set()
+        self._outgoing.put(None)
+        self.on_exit(self)
 
     def invoke(self, function: HttpFunction, http: Any) -> Any:
         invocation_id = str(uuid.uuid4())
@@ -309,6 +314,18 @@ class Worker(services.FunctionRpcServicer):
         return self.call("invocation_request", protos.InvocationRequest(
             invocation_id=invocation_id, function_id=function.function_id, input_data=[binding],
         ), key=invocation_id)  # fmt: skip
+
+    def reload(self) -> Any:
+        """FunctionEnvironmentReloadRequest as the host sends it at specialisation: its whole
+        environment (every variable with a value) and FUNCTIONS_WORKER_DIRECTORY, and the script
+        root (GrpcWorkerChannel.GetFunctionEnvironmentReloadRequest)."""
+        environment = {name: value for name, value in os.environ.items() if value}
+        environment["FUNCTIONS_WORKER_DIRECTORY"] = str(HOST_DIR / "workers/python")
+        script_root = os.environ.get("AzureWebJobsScriptRoot", "/home/site/wwwroot")
+        return self.call("function_environment_reload_request",
+                         protos.FunctionEnvironmentReloadRequest(
+                             environment_variables=environment,
+                             function_app_directory=script_root))  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         # The state first: loading sets the functions, then "Running", so a status read while it
@@ -376,7 +393,66 @@ def seccomp_filters() -> int | None:
     return None
 
 
-WORKER = Worker()
+class Host(services.FunctionRpcServicer):
+    """The gRPC server every worker connects to, and the current worker, restarted as the
+    real host restarts it (RESTART_ERRORS)."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.exits: list[int | None] = []
+        self.stopping = False
+        self._workers: dict[str, Worker] = {}
+        self._errors: list[float] = []
+        self._port = 0
+        self._server: Any = None  # kept: a grpc.Server that is collected stops serving
+
+    def start(self) -> None:
+        server = self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_LENGTH),
+            ("grpc.max_send_message_length", MAX_MESSAGE_LENGTH),
+        ])  # fmt: skip
+        services.add_FunctionRpcServicer_to_server(self, server)
+        self._port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self._launch()
+
+    def _launch(self) -> None:
+        worker = Worker(self._port, self._exited)
+        self._workers[worker.worker_id] = self.worker = worker
+        threading.Thread(target=worker.start, daemon=True).start()
+
+    def _exited(self, worker: Worker) -> None:
+        self._workers.pop(worker.worker_id, None)
+        now = time.monotonic()
+        if self._errors and now - self._errors[-1] > RESTART_WINDOW_SECONDS:
+            self._errors.clear()
+        self._errors.append(now)
+        restart = not self.stopping and worker is self.worker
+        if restart and len(self._errors) >= RESTART_ERRORS:
+            restart = False
+            worker.error = f"the worker exited {RESTART_ERRORS} times within 30 minutes: not restarted"
+            log(f"error: {worker.error} (the real host stops here)")
+        self.exits.append(worker.exit_code)  # after the error: the status shows both at once
+        if restart:
+            log(f"restarting the worker (error {len(self._errors)} of {RESTART_ERRORS})")
+            self._launch()
+
+    def EventStream(self, requests: Any, context: Any) -> Any:  # noqa: N802 - the RPC's name
+        """A worker's stream; its first message, StartStream, names which worker it is."""
+        first = next(requests, None)
+        kind = first.WhichOneof("content") if first is not None else None
+        worker = self._workers.get(first.start_stream.worker_id) if kind == "start_stream" else None
+        if worker is None:
+            return log("a stream that does not start with a known worker's StartStream: closed")
+        yield from worker.serve(first, requests)
+
+    def status(self) -> dict[str, Any]:
+        if self.worker is None:
+            return {"state": "Starting", "error": "", "worker": None}
+        return self.worker.status() | {"restarts": len(self.exits), "exits": self.exits}
+
+
+HOST = Host()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -398,26 +474,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _handle(self) -> None:
         url = urlsplit(self.path)
         if url.path in ("/admin/host/status", "/admin/host/ping"):
-            return self._json(200, WORKER.status())
+            return self._json(200, HOST.status())
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             return self._json(413, {"error": "request body too large"})
         body = self.rfile.read(length) if length else b""
-        if WORKER.state != "Running":
-            return self._json(503, {"error": WORKER.error or "the worker is not running"})
+        worker = HOST.worker
+        if worker is None or worker.state != "Running":
+            return self._json(503, {"error": worker.error if worker else "no worker yet"})
+        if url.path == "/admin/standin/reload" and self.command == "POST":
+            return self._reload(worker)
         method = self.command.upper()
-        for function in WORKER.functions:
+        for function in worker.functions:
             params = function.match(url.path)
             if params is None:
                 continue
             if function.methods and method not in function.methods:
                 return self._json(405, {"error": "method not allowed"})
-            return self._invoke(function, method, url.query, params, body)
+            return self._invoke(worker, function, method, url.query, params, body)
         return self._json(404, {"error": "no function matches this route"})
 
     def _invoke(
-        self, function: HttpFunction, method: str, query: str, params: dict[str, str], body: bytes
-    ) -> None:
+        self, worker: Worker, function: HttpFunction, method: str, query: str,
+        params: dict[str, str], body: bytes,
+    ) -> None:  # fmt: skip
         http = protos.RpcHttp(
             method=method,
             url=f"http://{self.headers.get('Host', 'localhost')}{self.path}",
@@ -426,7 +506,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             params=params,
             query=dict(parse_qsl(query, keep_blank_values=True)),
         )
-        answer = WORKER.invoke(function, http)
+        answer = worker.invoke(function, http)
         if isinstance(answer, str):
             return self._json(504 if answer == "timeout" else 503, {"error": answer})
         response = answer.invocation_response
@@ -441,6 +521,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = result.body
         data = body.string.encode() if body.WhichOneof("data") == "string" else body.bytes
         self._answer(int(result.status_code or 200), data, dict(result.headers))
+
+    def _reload(self, worker: Worker) -> None:
+        """The stand-in's own trigger (the real host sends it only at specialisation)."""
+        answer = worker.reload()
+        if isinstance(answer, str):
+            return self._json(503, {"error": answer})
+        error = failure(answer.function_environment_reload_response.result)
+        log(f"FunctionEnvironmentReloadRequest sent on demand: {error or 'Success'}")
+        return self._json(200 if error is None else 500, {"result": error or "Success"})
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
@@ -459,8 +548,10 @@ def main() -> None:
     # PID 1 ignores SIGTERM unless it handles it: stop the worker and leave, so that
     # `podman stop` is quick.
     def stop(signum: int, frame: object) -> None:
-        if WORKER.process and WORKER.process.poll() is None:
-            WORKER.process.terminate()
+        HOST.stopping = True
+        worker = HOST.worker
+        if worker and worker.process and worker.process.poll() is None:
+            worker.process.terminate()
         log("stopping")
         os._exit(0)
 
@@ -469,7 +560,7 @@ def main() -> None:
     server = http.server.ThreadingHTTPServer(("0.0.0.0", http_port()), Handler)
     version = os.environ.get("HOST_VERSION")
     log(f"stand-in host {version} as uid {os.getuid()}, listening on port {http_port()}")
-    threading.Thread(target=WORKER.start, daemon=True).start()
+    threading.Thread(target=HOST.start, daemon=True).start()
     server.serve_forever()
 
 
