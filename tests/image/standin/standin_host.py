@@ -18,6 +18,7 @@ then an InvocationRequest per HTTP request. HTTP on the port of ASPNETCORE_URLS:
 generated stubs come from the worker's directory. It logs what happens, never a variable's value.
 """
 
+import hmac
 import http.server
 import json
 import os
@@ -123,6 +124,47 @@ def route_prefix(script_root: str) -> str:
     host_json = Path(script_root, "host.json")
     settings = json.loads(host_json.read_text()) if host_json.exists() else {}
     return str(settings.get("extensions", {}).get("http", {}).get("routePrefix", "api"))
+
+
+def key_level(key: str, function: str) -> str | None:
+    """What a function key opens, as the host's secret manager reads its files store
+    (AzureWebJobsSecretStorageType=files, FUNCTIONS_SECRETS_PATH; azure-functions-host,
+    src/WebJobs.Script.WebHost/Security/KeyManagement/FileSystemSecretsRepository.cs): "admin" for
+    host.json's masterKey, "function" for its functionKeys or <function>.json's keys, else None.
+    The other stores (blob, Key Vault, Kubernetes) are not imitated: there every key is unknown."""
+    if os.environ.get("AzureWebJobsSecretStorageType", "").lower() != "files":
+        return None
+    directory = Path(os.environ.get("FUNCTIONS_SECRETS_PATH", "/nonexistent"))
+
+    def values(path: Path, *fields: str) -> list[str]:
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return []
+        found = [content.get(field) for field in fields]
+        entries = [e for f in found for e in (f if isinstance(f, list) else [f]) if e]
+        return [str(e["value"]) for e in entries if isinstance(e, dict) and not e.get("encrypted")]
+
+    def opens(candidates: list[str]) -> bool:
+        return any(hmac.compare_digest(key.encode(), value.encode()) for value in candidates)
+
+    if opens(values(directory / "host.json", "masterKey")):
+        return "admin"
+    function_keys = values(directory / f"{function}.json", "keys")
+    if opens(values(directory / "host.json", "functionKeys") + function_keys):
+        return "function"
+    return None
+
+
+def authorized(function: "HttpFunction", headers: Any, query: str) -> bool:
+    """The host's check before an invocation (AuthenticationLevelHandler.cs: the x-functions-key
+    header, else the `code` query parameter): anonymous opens to all, function to a function or
+    host key, admin to the master key only."""
+    if function.auth_level == "anonymous":
+        return True
+    key = headers.get("x-functions-key") or dict(parse_qsl(query)).get("code", "")
+    level = key_level(key, function.name) if key else None
+    return level == "admin" or (level == "function" and function.auth_level == "function")
 
 
 def failure(result: Any) -> str | None:
@@ -430,7 +472,8 @@ class Host(services.FunctionRpcServicer):
         restart = not self.stopping and worker is self.worker
         if restart and len(self._errors) >= RESTART_ERRORS:
             restart = False
-            worker.error = f"the worker exited {RESTART_ERRORS} times within 30 minutes: not restarted"
+            worker.error = (f"the worker exited {RESTART_ERRORS} times within 30 minutes: "
+                            "not restarted")
             log(f"error: {worker.error} (the real host stops here)")
         self.exits.append(worker.exit_code)  # after the error: the status shows both at once
         if restart:
@@ -491,6 +534,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 continue
             if function.methods and method not in function.methods:
                 return self._json(405, {"error": "method not allowed"})
+            if not authorized(function, self.headers, url.query):
+                return self._answer(401, b"", {})
             return self._invoke(worker, function, method, url.query, params, body)
         return self._json(404, {"error": "no function matches this route"})
 
