@@ -29,8 +29,9 @@ RATIO_BOUND = 0.5  # hardened below half the unhardened rate means something bro
 
 
 @contextmanager
-def serving(image: str) -> Iterator[int]:
-    """The published port of a started container of the image, once /api/health answers."""
+def serving(image: str) -> Iterator[tuple[int, str]]:
+    """The published port and name of a started container of the image, once /api/health
+    answers."""
     name = f"test-load-{secrets.token_hex(4)}"
     podman("run", "--detach", "--name", name, "-p", "127.0.0.1::80", image)
     try:
@@ -47,7 +48,7 @@ def serving(image: str) -> Iterator[int]:
             time.sleep(0.2)  # polling the container's start, bounded by the deadline
         else:
             pytest.fail(f"{image} never answered /api/health")
-        yield port
+        yield port, name
     finally:
         podman("rm", "--force", name, check=False)
 
@@ -89,13 +90,17 @@ def test_requests_per_second_hardened_against_unhardened(
     rates: dict[str, list[float]] = {name: [] for name in images}
     failed = dict.fromkeys(images, 0)
     with serving(images["hardened"]) as hardened, serving(images["unhardened"]) as baseline:
-        ports = {"hardened": hardened, "unhardened": baseline}
+        ports = {"hardened": hardened[0], "unhardened": baseline[0]}
         for round_ in range(ROUNDS):
             order = list(images) if round_ % 2 == 0 else list(reversed(images))
             for name in order:
                 per_second, failures = rate(ports[name])
                 rates[name].append(per_second)
                 failed[name] += failures
+        # What the hosts said about their workers (exits, restarts), for a failure's message.
+        told = {name: [line for line in podman("logs", container[1]).stdout.splitlines()
+                       if "worker exited" in line or "restarting" in line]
+                for name, container in (("hardened", hardened), ("unhardened", baseline))}
     ratios = [h / u for h, u in zip(rates["hardened"], rates["unhardened"], strict=True)]
     lines = [f"{name:<11} {statistics.median(values):7.0f} req/s  (rounds: "
              f"{', '.join(f'{v:.0f}' for v in values)})" for name, values in rates.items()]  # fmt: skip
@@ -104,5 +109,5 @@ def test_requests_per_second_hardened_against_unhardened(
                         f"azure-functions-runtime\n" + "\n".join(lines)
                         + f"\nratio hardened/unhardened {statistics.median(ratios):.3f} "
                         f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})")  # fmt: skip
-    assert failed == {"hardened": 0, "unhardened": 0}, failed
+    assert failed == {"hardened": 0, "unhardened": 0}, (failed, told)
     assert statistics.median(ratios) >= RATIO_BOUND, rates
