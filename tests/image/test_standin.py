@@ -44,6 +44,28 @@ def probe(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(facts), mimetype="application/json")
 """
 
+KEYED_APP = """
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="keyed")
+def keyed(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("opened")
+
+
+@app.route(route="admin", auth_level=func.AuthLevel.ADMIN)
+def admin(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("opened")
+"""
+# The host's files key store: the master key, a host function key, and keyed's own key.
+KEYS = {
+    "host.json": {"masterKey": {"name": "master", "value": "master-key", "encrypted": False},
+                  "functionKeys": [{"name": "default", "value": "host-key", "encrypted": False}]},
+    "keyed.json": {"keys": [{"name": "default", "value": "keyed-key", "encrypted": False}]},
+}  # fmt: skip
+
 # Collected inside the stand-in by its own `python`, as facts, so the test can assert on each.
 LAYOUT_PROBE = r"""
 import json, os, shutil, stat, subprocess, sys, sysconfig
@@ -310,3 +332,42 @@ def test_standin_host_reports_the_runtimes_init_failure(
     assert status["state"] == "Error", status
     assert status["error"] == "the worker could not load the function app: LookupError", status
     assert "secret-looking message" not in json.dumps(status) + logs
+
+
+def test_standin_host_checks_function_keys_as_the_real_host(app_image: str, tmp_path: Path) -> None:
+    """x-functions-key, else `code`; function level opens to its own, a host or the master key,
+    admin level to the master key only; anything else 401 (README.md, the host's key check)."""
+    app = tmp_path / "function_app.py"
+    app.write_text(KEYED_APP)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name, content in KEYS.items():
+        (keys / name).write_text(json.dumps(content))
+    with started(app_image, "-v", f"{app}:/home/site/wwwroot/function_app.py:ro,Z",
+                 "-v", f"{keys}:/run/keys:ro,Z", "-e", "AzureWebJobsSecretStorageType=files",
+                 "-e", "FUNCTIONS_SECRETS_PATH=/run/keys") as (url, _):  # fmt: skip
+        status_when(url, {"Running"})
+
+        def status(path: str, key: str | None = None) -> int:
+            headers = {"x-functions-key": key} if key else {}
+            request = urllib.request.Request(f"{url}{path}", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        answers = {
+            "no key": status("/api/keyed"),
+            "its own key": status("/api/keyed", "keyed-key"),
+            "a host key as code": status("/api/keyed?code=host-key"),
+            "the master key as code": status("/api/keyed?code=master-key"),
+            "a wrong header before a good code": status("/api/keyed?code=host-key", "wrong"),
+            "admin, a host key": status("/api/admin?code=host-key"),
+            "admin, the master key": status("/api/admin", "master-key"),
+        }
+    assert answers == {
+        "no key": 401, "its own key": 200, "a host key as code": 200,
+        "the master key as code": 200, "a wrong header before a good code": 401,
+        "admin, a host key": 401, "admin, the master key": 200,
+    }  # fmt: skip

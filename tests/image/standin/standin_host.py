@@ -141,7 +141,7 @@ def key_level(key: str, function: str) -> str | None:
             content = json.loads(path.read_text())
         except (OSError, ValueError):
             return []
-        found = [content.get(field) for field in fields]
+        found = [content.get(field) for field in fields] if isinstance(content, dict) else []
         entries = [e for f in found for e in (f if isinstance(f, list) else [f]) if e]
         return [str(e["value"]) for e in entries if isinstance(e, dict) and not e.get("encrypted")]
 
