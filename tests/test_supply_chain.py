@@ -4,7 +4,6 @@ locks in hash-checking mode wherever they are installed."""
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml

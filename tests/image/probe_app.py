@@ -7,13 +7,14 @@ of the kind, and must not."""
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from image.engine import ENGINE, TEST_IMAGES, exec_python, make_image, podman
+from image.engine import TEST_IMAGES, in_network_of, make_image, podman
 from image.standins import ensure_builder, ensure_standin
 
 PROBE = '''
@@ -66,9 +67,11 @@ except urllib.error.HTTPError as error:
 
 
 def request_command(container: str, path: str, method: str = "GET") -> list[str]:
-    """An HTTP request to the host, sent from inside the container by its `python` (the
-    launcher, so as the worker's user): the containers run without a network."""
-    return [ENGINE, "exec", "--user", "0:0", container, "python", "-c", REQUEST, path, method]
+    """An HTTP request to the host, sent by the test's own interpreter from the container's
+    network (the containers run without one of the machine's): inside, every `python` is the
+    launcher, whose worker may connect only to its policy's ports."""
+    pid = podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip()
+    return ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-I", "-c", REQUEST, path, method]
 
 
 def parse(result: subprocess.CompletedProcess[str]) -> tuple[int, object]:
@@ -91,7 +94,7 @@ def status_when(
             "'http://127.0.0.1:80/admin/host/status', timeout=5).read().decode())")  # fmt: skip
     deadline, last = time.monotonic() + deadline_seconds, "no answer"
     while time.monotonic() < deadline:
-        result = exec_python(container, code)
+        result = in_network_of(container, code)
         if result.returncode == 0:
             status = json.loads(result.stdout)
             if ready(status):
