@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from image.engine import ENGINE, TEST_IMAGES, exec_python, podman
+from image.engine import ENGINE, TEST_IMAGES, in_network_of, podman
 from image.standins import ensure_builder, ensure_standin
 
 from conftest import TEMPLATE, require_tool, run
@@ -137,8 +137,9 @@ def test_make_run_serves_the_app_with_azurite_and_make_stop_ends_everything(
         # The host as root, the worker through the launcher as another account.
         host = json.loads(get(f"http://127.0.0.1:{port}/admin/host/status")[1])
         assert host["state"] == "Running" and host["worker"]["uid"] not in (0, None), host
-        # Azurite answers the container where the host's storage setting points.
-        asked = exec_python(name, (
+        # Azurite answers the container where the host's storage setting points (asked from the
+        # container's network, as the host asks: the worker may connect only to its policy's ports).
+        asked = in_network_of(name, (
             "import urllib.request, urllib.error\n"
             "try:\n    urllib.request.urlopen('http://127.0.0.1:10000/devstoreaccount1?comp=list')\n"
             "except urllib.error.HTTPError as e:\n    print(e.headers.get('Server'))"

@@ -61,9 +61,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def get(url: str) -> tuple[int, bytes]:
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - local test host
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - local host
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -122,10 +123,23 @@ def azure(built: Built, tmp_path: Path) -> Iterator[tuple[object, object, Path]]
     identity.stop()
 
 
+def function_keys(directory: Path) -> str:
+    """The host's files key store (what `make run` gives it): a host function key, returned."""
+    key = secrets.token_urlsafe(32)
+    (directory / "host.json").write_text(json.dumps({
+        "masterKey": {"name": "master", "value": secrets.token_urlsafe(32), "encrypted": False},
+        "functionKeys": [{"name": "default", "value": key, "encrypted": False}],
+    }))  # fmt: skip
+    return key
+
+
 def test_hello_signs_with_the_key_vault_secret_and_the_worker_sees_no_canary(
-    built: Built, azure: tuple, capsys: pytest.CaptureFixture[str]
+    built: Built, azure: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     identity, vault, ca_file = azure
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    key = function_keys(keys)
     canaries = {name: f"canary-{name}-{secrets.token_hex(6)}" for name in PLATFORM_SECRET_VARIABLES}
     port = free_port()
     env = {
@@ -136,15 +150,21 @@ def test_hello_signs_with_the_key_vault_secret_and_the_worker_sees_no_canary(
         "IDENTITY_ENDPOINT": identity.endpoint,
         "IDENTITY_HEADER": identity.identity_header,
         "REQUESTS_CA_BUNDLE": CONTAINER_CA,
+        "AzureWebJobsSecretStorageType": "files",
+        "FUNCTIONS_SECRETS_PATH": "/run/functions-keys",
     }
     name = f"test-settings-e2e-{secrets.token_hex(4)}"
     env_args = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
     try:
         podman("run", "--detach", "--network", "host", "--name", name, *env_args,
-               "--volume", f"{ca_file}:{CONTAINER_CA}:ro", built.image)  # fmt: skip
+               "--volume", f"{ca_file}:{CONTAINER_CA}:ro",
+               "--volume", f"{keys}:/run/functions-keys:ro,Z", built.image)  # fmt: skip
         base_url = f"http://127.0.0.1:{port}"
         status = wait_until_running(base_url)
-        code, body = get(f"{base_url}/api/hello?name=e2e")
+        # hello is at the function level, as in Azure: no key or a wrong one, 401.
+        without_key = get(f"{base_url}/api/hello?name=e2e")[0]
+        wrong_key = get(f"{base_url}/api/hello?name=e2e", {"x-functions-key": "wrong"})[0]
+        code, body = get(f"{base_url}/api/hello?name=e2e", {"x-functions-key": key})
         host_pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
         worker_environ = environ_of(worker_under(host_pid, status["worker"]["uid"]))
         host_environ = environ_of(host_pid)
@@ -155,6 +175,8 @@ def test_hello_signs_with_the_key_vault_secret_and_the_worker_sees_no_canary(
     show_in_log(capsys, f"settings e2e, Python {built.version}: hello {code}, worker uid "
                         f"{status['worker']['uid']}, Key Vault requests {vault.requests}, identity "
                         f"requests {identity.requests}, canaries checked: {', '.join(canaries)}")  # fmt: skip
+    assert (without_key, wrong_key) == (401, 401)
+    assert key not in logs, "the host logged the function key"
     assert code == 200, body[-500:]
     answer = json.loads(body)
     expected = hmac.new(SIGNING_KEY.encode(), b"Hello, e2e!", hashlib.sha256).hexdigest()

@@ -4,6 +4,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,13 +66,24 @@ def exec_python(container: str, code: str) -> subprocess.CompletedProcess[str]:
     return podman("exec", "--user", "0:0", container, "python", "-c", code, check=False)
 
 
+def in_network_of(container: str, code: str) -> subprocess.CompletedProcess[str]:
+    """Run code with the test's own interpreter in the container's network namespace: a client
+    from outside the image. Inside it every `python` is the launcher, whose worker may connect
+    only to its policy's ports (the host's port 80 is not one of them)."""
+    pid = podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip()
+    return subprocess.run(
+        ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-I", "-c", code],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
 def http_get_json(
     container: str,
     path: str,
     ready: Callable[[object], bool] = lambda _: True,
     deadline_seconds: float = 60,
 ) -> object:
-    """GET http://127.0.0.1:80<path> inside the container, polled until a 200 answer is ready."""
+    """GET http://127.0.0.1:80<path> in the container's network, polled until a 200 answer is ready."""
     code = (
         "import urllib.request, sys\n"
         f"print(urllib.request.urlopen('http://127.0.0.1:80{path}', timeout=5).read().decode())"
@@ -79,7 +91,7 @@ def http_get_json(
     deadline = time.monotonic() + deadline_seconds
     last = ""
     while time.monotonic() < deadline:
-        result = exec_python(container, code)
+        result = in_network_of(container, code)
         if result.returncode == 0:
             answer = json.loads(result.stdout)
             if ready(answer):

@@ -44,6 +44,28 @@ def probe(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(facts), mimetype="application/json")
 """
 
+KEYED_APP = """
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="keyed")
+def keyed(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("opened")
+
+
+@app.route(route="admin", auth_level=func.AuthLevel.ADMIN)
+def admin(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse("opened")
+"""
+# The host's files key store: the master key, a host function key, and keyed's own key.
+KEYS = {
+    "host.json": {"masterKey": {"name": "master", "value": "master-key", "encrypted": False},
+                  "functionKeys": [{"name": "default", "value": "host-key", "encrypted": False}]},
+    "keyed.json": {"keys": [{"name": "default", "value": "keyed-key", "encrypted": False}]},
+}  # fmt: skip
+
 # Collected inside the stand-in by its own `python`, as facts, so the test can assert on each.
 LAYOUT_PROBE = r"""
 import json, os, shutil, stat, subprocess, sys, sysconfig
@@ -193,10 +215,11 @@ def test_standin_has_the_official_layout(version: str) -> None:
         len(facts["opt_python"]) == 2 and all(map(fnmatch, facts["opt_python"], expected_opt))
     ), facts["opt_python"]  # fmt: skip
     assert facts["executable_path"] == "python" and facts["arguments"] == ["-X no_debug_ranges"]
-    assert facts["worker_dir"] == sorted(
-        ["worker.py", "proxy_worker", "azure_functions_runtime"]
-        if layout["module"] == "proxy_worker" else ["worker.py", "azure_functions_worker"]
-    )  # fmt: skip
+    # The worker's module (its gRPC front end), the real runtime, gRPC and the generated stubs.
+    other = {"proxy_worker", "azure_functions_worker"} - {layout["module"]}
+    assert {"worker.py", layout["module"], "azure_functions_runtime", "grpc", "google",
+            "standin_rpc"} <= set(facts["worker_dir"]), facts["worker_dir"]  # fmt: skip
+    assert not other & set(facts["worker_dir"]), facts["worker_dir"]
     assert facts["host"] == "\x7fELF"  # an ELF, as the real .NET host: no `#!` through any python
     off_path = {"/opt/mssql-tools18/bin/sqlcmd", "/opt/mssql-tools18/bin/bcp"}
     off_path |= set() if version == "3.11" else {"/usr/share/dotnet/dotnet"}
@@ -269,16 +292,82 @@ def test_standin_host_starts_a_python_beside_it_before_path(
     assert "starting the worker failed: PermissionError" in status["error"], status
 
 
-def test_standin_host_answers_errors_without_hanging(host_url: str) -> None:
-    status_when(host_url, {"Running"})
+def test_standin_host_answers_the_runtimes_failure_reply_and_restarts_a_dead_worker(
+    host_url: str,
+) -> None:
+    """A function that raises: the runtime's InvocationResponse says Failure, the host answers 500
+    with the exception's class. A worker that dies mid-invocation: the request answers 503 and
+    the host starts a new worker, as the real host does, until the third exit within 30 minutes."""
+    first = status_when(host_url, {"Running"})
     assert fetch(f"{host_url}/api/probe/raise") == (500, {"error": "LookupError"})
     assert fetch(f"{host_url}/api/nothing-here")[0] == 404
-    code, answer = fetch(f"{host_url}/api/probe/exit")  # the worker dies mid-request
-    assert code == 503 and ("exited" in str(answer) or "closed" in str(answer)), answer
-    # The closed connection can be noticed before the exit is reaped: wait for both.
-    status = status_when(
-        host_url, {"Error"}, deadline_seconds=15,
-        also=lambda status: status["worker"]["exit_code"] is not None,
-    )  # fmt: skip
-    assert status["worker"]["exit_code"] == 3, status
+    pids = [first["worker"]["pid"]]
+    for restarts in (1, 2):
+        code, answer = fetch(f"{host_url}/api/probe/exit")  # the worker dies mid-request
+        assert code == 503 and ("exited" in str(answer) or "closed" in str(answer)), answer
+        status = status_when(host_url, {"Running"}, deadline_seconds=60,
+                             also=lambda status: status["restarts"] == restarts)  # fmt: skip
+        assert status["exits"] == [3] * restarts and status["worker"]["pid"] not in pids, status
+        pids.append(status["worker"]["pid"])
+        assert fetch(f"{host_url}/api/probe?name=again")[0] == 200
+    fetch(f"{host_url}/api/probe/exit")
+    status = status_when(host_url, {"Error"}, deadline_seconds=15,
+                         also=lambda status: status["restarts"] == 3)  # fmt: skip
+    assert "exited 3 times within 30 minutes: not restarted" in status["error"], status
+    assert status["exits"] == [3, 3, 3]
     assert fetch(f"{host_url}/api/probe")[0] == 503
+
+
+def test_standin_host_reports_the_runtimes_init_failure(
+    app_image: str, tmp_path: Path
+) -> None:
+    """An app that raises on import: the runtime answers WorkerInitRequest with a Failure; the
+    host reports Error with the exception's class (never its message) and serves nothing."""
+    broken = tmp_path / "function_app.py"
+    broken.write_text("raise LookupError('secret-looking message')\n")
+    mount = f"{broken}:/home/site/wwwroot/function_app.py:ro,Z"
+    with started(app_image, "-v", mount) as (url, name):
+        status = status_when(url, {"Error", "Running"})
+        logs = podman("logs", name)
+    assert status["state"] == "Error", status
+    assert status["error"] == "the worker could not load the function app: LookupError", status
+    assert "secret-looking message" not in json.dumps(status) + logs
+
+
+def test_standin_host_checks_function_keys_as_the_real_host(app_image: str, tmp_path: Path) -> None:
+    """x-functions-key, else `code`; function level opens to its own, a host or the master key,
+    admin level to the master key only; anything else 401 (README.md, the host's key check)."""
+    app = tmp_path / "function_app.py"
+    app.write_text(KEYED_APP)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name, content in KEYS.items():
+        (keys / name).write_text(json.dumps(content))
+    with started(app_image, "-v", f"{app}:/home/site/wwwroot/function_app.py:ro,Z",
+                 "-v", f"{keys}:/run/keys:ro,Z", "-e", "AzureWebJobsSecretStorageType=files",
+                 "-e", "FUNCTIONS_SECRETS_PATH=/run/keys") as (url, _):  # fmt: skip
+        status_when(url, {"Running"})
+
+        def status(path: str, key: str | None = None) -> int:
+            headers = {"x-functions-key": key} if key else {}
+            request = urllib.request.Request(f"{url}{path}", headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        answers = {
+            "no key": status("/api/keyed"),
+            "its own key": status("/api/keyed", "keyed-key"),
+            "a host key as code": status("/api/keyed?code=host-key"),
+            "the master key as code": status("/api/keyed?code=master-key"),
+            "a wrong header before a good code": status("/api/keyed?code=host-key", "wrong"),
+            "admin, a host key": status("/api/admin?code=host-key"),
+            "admin, the master key": status("/api/admin", "master-key"),
+        }
+    assert answers == {
+        "no key": 401, "its own key": 200, "a host key as code": 200,
+        "the master key as code": 200, "a wrong header before a good code": 401,
+        "admin, a host key": 401, "admin, the master key": 200,
+    }  # fmt: skip

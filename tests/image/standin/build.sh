@@ -22,6 +22,24 @@ case "$version" in
     *) echo "standin: no stand-in for Python $version; use 3.11, 3.12 or 3.13." >&2
        exit 2 ;;
 esac
+# 3.12 and 3.13 (Oryx's CPython, built --enable-shared, on bookworm in the official images): a real
+# CPython of the version with a shared libpython found on this machine (pyenv's builds are), on
+# bookworm as upstream; else Debian's libpython behind a python<version> front end, as said here.
+real=
+if [ "$version" != 3.11 ]; then
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$version".*; do
+        [ -f "$candidate/lib/libpython$version.so.1.0" ] && [ -x "$candidate/bin/python$version" ] \
+            && real=$candidate
+    done
+    if [ -n "$real" ]; then
+        release=bookworm libpython=
+        echo "standin: Python $version is this machine's CPython $real (shared libpython)"
+    else
+        echo "standin: no CPython $version with a shared libpython on this machine" \
+            "(\$PYENV_ROOT/versions/$version.*): Debian's libpython$libpython behind a" \
+            "python$version front end instead (tests/image/standin/README.md)"
+    fi
+fi
 for tool in podman debootstrap flock; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "standin: $tool is missing; run 'make machine' (tests/machine/setup.sh) first." >&2
@@ -67,6 +85,7 @@ build() {  # $1 image, $2 Containerfile, $3 sources hash, then build args
     fi
     context=$(mktemp -d /var/tmp/standin-context.XXXXXX)
     cp -r "$here"/. "$context/"
+    stage_real_python "$context/real-python"
     find "$context" -name __pycache__ -prune -exec rm -rf {} +
     cp "$host_ca" "$context/host-ca.crt"
     echo "standin: building $image"
@@ -79,9 +98,25 @@ build() {  # $1 image, $2 Containerfile, $3 sources hash, then build args
     rm -rf "$context" "$context.log"
 }
 
+stage_real_python() {  # $1 directory: the real interpreter's files the image needs, or nothing
+    mkdir -p "$1"
+    [ -n "$real" ] || return 0
+    # The interpreter, libpython and the standard library; not its tests, caches, static
+    # library, or whatever this machine installed into its site-packages (pip comes from the
+    # standard library's ensurepip).
+    mkdir -p "$1/bin" "$1/lib/python$version/site-packages"
+    cp "$real/bin/python$version" "$1/bin/"
+    cp "$real/lib/libpython$version.so.1.0" "$1/lib/"
+    cp -r "$real/include" "$1/"
+    (cd "$real/lib" && tar -c --exclude="python$version/test" --exclude=__pycache__ \
+        --exclude="python$version/site-packages" --exclude="python$version/config-*" \
+        "python$version") | tar -C "$1/lib" -x
+}
+
 sources_hash() {  # every file here (names and contents), the host's CA bundle, the build args
     { (cd "$here" && find . -type f ! -name '*.md' ! -name '*.pyc' | LC_ALL=C sort | xargs -d '\n' sha256sum)
-      cat "$host_ca"; echo "$@"; image_id "localhost/standin/debian:$release"; } \
+      cat "$host_ca"; echo "$@"; image_id "localhost/standin/debian:$release"
+      [ -z "$real" ] || sha256sum "$real/bin/python$version" "$real/lib/libpython$version.so.1.0"; } \
         | sha256sum | cut -c1-16
 }
 
@@ -92,12 +127,12 @@ build localhost/standin/builder builder.Containerfile \
         | sha256sum | cut -c1-16)"
 # The sources' hash is part of the name: checkouts whose stand-in sources differ (branches built
 # side by side on one machine) each keep their own image instead of rebuilding over each other's.
-hash=$(sources_hash "$version $release $libpython $target $home")
+hash=$(sources_hash "$version $release $libpython $target $home ${real##*/}")
 image=localhost/standin/functions-python:$version-$hash
 build "$image" functions-python.Containerfile "$hash" \
     --target "$target" --build-arg "DEBIAN_IMAGE=localhost/standin/debian:$release" \
     --build-arg "PYTHON_VERSION=$version" --build-arg "LIBPYTHON=$libpython" \
-    --build-arg "PYTHON_HOME=$home"
+    --build-arg "PYTHON_HOME=$home" --build-arg "REAL_PYTHON=${real##*/}"
 # A stable name as well, for a person's `make run BASE_IMAGE=...` (the template's README): the last
 # `make standin` of this version wins it. Tests use the hashed name above.
 podman tag "$image" "localhost/standin/functions-python:$version"

@@ -5,6 +5,7 @@ LAUNCHER_SANITIZE=1 builds it with ASan+UBSan instead (what `make test-sanitized
 """
 
 import ctypes
+import fcntl
 import os
 import pwd
 import re
@@ -210,12 +211,37 @@ class LaunchUids:
         return f"launch-uids {self.first}-{self.last}"
 
 
+# Two runs of this suite at once on one machine (CI jobs, two checkouts) must not share launch
+# uids: each run's launches lock their uids in that run's own directory, so both would hand out
+# the same uid, and a worker's first act (kill(-1) as its uid, lifetime.c) would kill the other
+# run's worker of that uid. A lock per range of eight, held for the session, keeps them apart.
+UID_RANGE_LOCKS = Path("/var/tmp/launcher-test-uid-ranges")
+
+
+def claim_uid_range() -> tuple[int, int]:
+    """The first of eight uids no account of this machine has and no other run holds, and the
+    open lock file that holds them (the kernel releases it when this process ends)."""
+    taken = {entry.pw_uid for entry in pwd.getpwall()}
+    UID_RANGE_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    for first in range(61000, 65000, 8):
+        if taken & set(range(first, first + 8)):
+            continue
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        lock = os.open(UID_RANGE_LOCKS / f"{first}.lock", flags, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            continue
+        return first, lock
+    raise RuntimeError("no range of eight free uids in 61000-64999 (other runs hold them all)")
+
+
 @pytest.fixture(scope="session")
 def launch_uids() -> Iterator[LaunchUids]:
-    """Eight uids no account of this machine has, and the root-owned directory their TMPDIRs and
-    locks go in, as image/harden.py makes them."""
-    taken = {entry.pw_uid for entry in pwd.getpwall()}
-    first = next(f for f in range(61000, 65000, 8) if not taken & set(range(f, f + 8)))
+    """Eight uids no account of this machine has and no other run of the suite uses, and the
+    root-owned directory their TMPDIRs and locks go in, as image/harden.py makes them."""
+    first, lock = claim_uid_range()
     top = Path(tempfile.mkdtemp(prefix="launcher-launches-", dir="/var/tmp"))
     top.chmod(0o755)
     dirs = SandboxDirs(top / "home", top / "tmp")
@@ -223,6 +249,7 @@ def launch_uids() -> Iterator[LaunchUids]:
     dirs.tmpdir.mkdir(mode=0o711)
     yield LaunchUids(first, first + 7, dirs)
     shutil.rmtree(top, ignore_errors=True)
+    os.close(lock)
 
 
 def default_policy(

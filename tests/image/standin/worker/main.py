@@ -1,158 +1,47 @@
-# TEST FIXTURE, not part of the product: the stand-in Python language worker's protocol code,
-# installed as azure_functions_worker/main.py (up to 3.12) or azure_functions_runtime/main.py
-# (3.13) beside worker.py in /azure-functions-host/workers/python/<version>/LINUX/X64.
-"""Loads the function app and runs its HTTP functions for the stand-in host.
+# TEST FIXTURE, not part of the product: the stand-in worker's gRPC front end, installed as
+# proxy_worker/main.py (3.13) or azure_functions_worker/main.py (up to 3.12) beside worker.py in
+# /azure-functions-host/workers/python/<version>/LINUX/X64.
+"""Connects to the host over the Functions gRPC protocol and hands each request to the real runtime.
 
-Run as `python -m azure_functions_worker` or `python -m proxy_worker` by worker.py (or imported by
-it), with the host's arguments (`--host H --port N --workerId W --requestId R` and the rest); it
-connects back and speaks JSON lines (README.md). It imports `function_app` from the script root
-the host sends, indexes `app.get_functions()`, and calls the user function with a real
-`azure.functions.HttpRequest`. Standard library plus azure-functions (installed with the app's
-requirements). It never prints a variable's value; a function that raises is answered with its
-exception's class name only.
+The front ends Azure ships (proxy_worker for 3.13, azure_functions_worker 4.x) are not installable
+here; this one is as thin as the protocol allows. Like proxy_worker's dispatcher
+(Azure/azure-functions-python-worker, workers/proxy_worker/dispatcher.py) it opens one
+`FunctionRpc.EventStream` to `--host:--port`, sends `StartStream` with the worker id, passes each
+request to the handler of the same name in `azure_functions_runtime` (PyPI, which indexes the app,
+converts the bindings and calls the functions) wrapped as that dispatcher wraps it (`.request`, and
+`.properties` with the generated `protos` module and the host), starts the runtime's thread pool
+on init and reload, answers `WorkerStatusRequest` itself, and sends logs as `RpcLog`.
+
+One message is the stand-in's own: right after `StartStream` an `RpcLog` of category
+`standin.worker.start` tells the host how this process was started (argv, executable, PYTHONPATH,
+the names of its environment, never a value), for the image tests of the launcher's re-exec.
 """
 
 import argparse
 import asyncio
-import base64
-import importlib
-import inspect
 import json
+import logging
 import os
 import platform
-import socket
+import queue
 import sys
-import traceback
-from pathlib import Path
+import threading
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qsl
+
+START_CATEGORY = "standin.worker.start"
+# Each request the host sends: the runtime's handler, and the StreamingMessage field of the answer.
+HANDLERS = {
+    "worker_init_request": "worker_init_response",
+    "function_environment_reload_request": "function_environment_reload_response",
+    "functions_metadata_request": "function_metadata_response",
+    "function_load_request": "function_load_response",
+    "invocation_request": "invocation_response",
+}
 
 
 def log(message: str) -> None:
     print(f"standin-worker: {message}", file=sys.stderr, flush=True)
-
-
-class HttpFunction:
-    """One indexed function: its route template, methods and the name of its trigger parameter."""
-
-    def __init__(self, function: Any, route_prefix: str) -> None:
-        self.name = function.get_function_name()
-        self.user_function = function.get_user_function()
-        trigger = next(
-            b
-            for b in json.loads(function.get_function_json())["bindings"]
-            if b["type"] == "httpTrigger"
-        )
-        self.parameter = trigger["name"]
-        self.methods = {m.upper() for m in trigger.get("methods") or []}
-        route = trigger.get("route") or self.name
-        self.template = [s for s in f"{route_prefix}/{route}".split("/") if s]
-
-    def match(self, path: str) -> dict[str, str] | None:
-        """Route parameters if the path fits the template ({name}, {name?}, {*rest})."""
-        segments = [s for s in path.split("/") if s]
-        params: dict[str, str] = {}
-        for index, part in enumerate(self.template):
-            is_param = part.startswith("{") and part.endswith("}")
-            name = part.strip("{}*?").split(":")[0]
-            if is_param and part.startswith("{*"):
-                params[name] = "/".join(segments[index:])
-                return params
-            if index >= len(segments):
-                return (
-                    params
-                    if is_param and part.endswith("?}") and index == len(self.template) - 1
-                    else None
-                )
-            if is_param:
-                params[name] = segments[index]
-            elif part.lower() != segments[index].lower():
-                return None
-        return params if len(segments) == len(self.template) else None
-
-
-class Worker:
-    def __init__(self) -> None:
-        self.functions: list[HttpFunction] = []
-
-    def init(self, script_root: str) -> dict[str, Any]:
-        try:
-            sys.path.insert(0, script_root)
-            module = importlib.import_module("function_app")
-            app = next(
-                v
-                for v in vars(module).values()
-                if hasattr(v, "get_functions") and not isinstance(v, type)
-            )
-            host_json = Path(script_root, "host.json")
-            settings = json.loads(host_json.read_text()) if host_json.exists() else {}
-            prefix = settings.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-            self.functions = [
-                HttpFunction(f, prefix) for f in app.get_functions() if self._is_http(f)
-            ]
-        except Exception as error:
-            traceback.print_exc()  # the worker's own log; the host is told the class name only
-            return {"error": type(error).__name__}
-        log(f"indexed {len(self.functions)} HTTP function(s)")
-        return {"functions": [f.name for f in self.functions]}
-
-    @staticmethod
-    def _is_http(function: Any) -> bool:
-        return any(
-            b["type"] == "httpTrigger" for b in json.loads(function.get_function_json())["bindings"]
-        )
-
-    def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
-        import azure.functions as func
-
-        method = message["method"].upper()
-        for function in self.functions:
-            params = function.match(message["path"])
-            if params is None:
-                continue
-            if function.methods and method not in function.methods:
-                return self._plain(405, "method not allowed")
-            request = func.HttpRequest(
-                method=method,
-                url=message["url"],
-                headers=message["headers"],
-                params=dict(parse_qsl(message["query"], keep_blank_values=True)),
-                route_params=params,
-                body=base64.b64decode(message["body"]),
-            )
-            try:
-                result = function.user_function(**{function.parameter: request})
-                if inspect.iscoroutine(result):
-                    result = asyncio.run(result)
-            except Exception as error:
-                frame = traceback.extract_tb(error.__traceback__)[-1]
-                where = f"{Path(frame.filename).name}:{frame.lineno}"
-                log(f"{function.name} raised {type(error).__name__} at {where}")
-                return {"error": type(error).__name__, "raised": True}
-            return self._response(result)
-        return self._plain(404, "no function matches this route")
-
-    @staticmethod
-    def _plain(status: int, text: str) -> dict[str, Any]:
-        body = base64.b64encode(json.dumps({"error": text}).encode()).decode()
-        return {"status": status, "headers": {"Content-Type": "application/json"}, "body": body}
-
-    @staticmethod
-    def _response(result: Any) -> dict[str, Any]:
-        if result is None:
-            return {"status": 204, "headers": {}, "body": ""}
-        if isinstance(result, (str, bytes)):
-            data = result.encode() if isinstance(result, str) else result
-            return {"status": 200, "headers": {}, "body": base64.b64encode(data).decode()}
-        headers = dict(result.headers.items())
-        if result.mimetype and not any(h.lower() == "content-type" for h in headers):
-            headers["Content-Type"] = f"{result.mimetype}; charset={result.charset}"
-        body = result.get_body() or b""
-        return {
-            "status": result.status_code,
-            "headers": headers,
-            "body": base64.b64encode(body).decode(),
-        }
 
 
 def main(started_as: str) -> None:
@@ -160,47 +49,81 @@ def main(started_as: str) -> None:
     parser = argparse.ArgumentParser()
     for option in ("--host", "--port", "--workerId", "--requestId"):
         parser.add_argument(option, required=True)
+    parser.add_argument("--grpcMaxMessageLength", type=int, default=0)
     args, _ = parser.parse_known_args()
     log(
         f"started pid {os.getpid()} uid {os.getuid()} gid {os.getgid()}"
         f" python {platform.python_version()} executable {sys.executable}"
     )
-    connection = socket.create_connection((args.host, int(args.port)))
-    worker = Worker()
+    import azure_functions_runtime as runtime
+    import grpc
+    from standin_rpc import function_rpc_pb2 as protos
+    from standin_rpc import function_rpc_pb2_grpc as services
 
-    def send(message: dict[str, Any]) -> None:
-        connection.sendall(json.dumps(message).encode() + b"\n")
+    outgoing: queue.Queue[Any] = queue.Queue()
 
-    send(
-        {
-            "type": "start",
-            "workerId": args.workerId,
-            "requestId": args.requestId,
-            "pid": os.getpid(),
-            "uid": os.getuid(),
-            "gid": os.getgid(),
-            "euid": os.geteuid(),
-            "python": platform.python_version(),
-            # How this process was started, for the tests of the real worker's re-exec: names
-            # and paths only, never a value of the environment.
-            "module": started_as,
-            "executable": sys.executable,
-            "argv": sys.orig_argv,
-            "pythonpath": os.environ.get("PYTHONPATH"),
-            "environ": sorted(os.environ),
-        }
-    )
-    with connection.makefile("rb") as lines:
-        for line in lines:
-            message = json.loads(line)
-            try:
-                if message["type"] == "init":
-                    answer = worker.init(message["scriptRoot"])
-                elif message["type"] == "invoke":
-                    answer = worker.invoke(message)
-                else:
-                    answer = {"error": f"unknown message type {message['type']!r}"}
-            except Exception as error:  # one bad message must not take the worker down
-                answer = {"error": type(error).__name__, "raised": True}
-            send({"type": f"{message['type']}_result", "id": message["id"], **answer})
+    def send(**content: Any) -> None:
+        outgoing.put(protos.StreamingMessage(request_id=args.requestId, **content))
+
+    send(start_stream=protos.StartStream(worker_id=args.workerId))
+    report = {
+        "workerId": args.workerId, "requestId": args.requestId, "pid": os.getpid(),
+        "uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(),
+        "python": platform.python_version(), "module": started_as,
+        "executable": sys.executable, "argv": sys.orig_argv,
+        "pythonpath": os.environ.get("PYTHONPATH"), "environ": sorted(os.environ),
+        "runtime": runtime.__name__, "runtime_file": runtime.__file__,
+    }  # fmt: skip
+    send(rpc_log=protos.RpcLog(category=START_CATEGORY, level=protos.RpcLog.Information,
+                               message=json.dumps(report)))  # fmt: skip
+
+    class ToHost(logging.Handler):
+        """The runtime's and the app's log records go to the host, as the real worker's do."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            level = {50: "Critical", 40: "Error", 30: "Warning", 20: "Information"}
+            send(rpc_log=protos.RpcLog(
+                category=record.name, message=self.format(record),
+                level=protos.RpcLog.Level.Value(level.get(record.levelno, "Debug")),
+            ))  # fmt: skip
+
+    logging.getLogger().addHandler(ToHost())
+    logging.getLogger().setLevel(logging.INFO)
+
+    limit = args.grpcMaxMessageLength
+    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+    channel = grpc.insecure_channel(f"{args.host}:{args.port}", options if limit > 0 else [])
+    stream = services.FunctionRpcStub(channel).EventStream(iter(outgoing.get, None))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    async def dispatch(message: Any) -> None:
+        kind = message.WhichOneof("content")
+        if kind == "worker_status_request":
+            return send(worker_status_response=protos.WorkerStatusResponse())
+        if kind not in HANDLERS:
+            return log(f"no handler for a {kind} message")
+        if kind in ("worker_init_request", "function_environment_reload_request"):
+            runtime.start_threadpool_executor()
+        request = SimpleNamespace(
+            name=kind, request=message, properties={"protos": protos, "host": args.host}
+        )
+        try:
+            answer = await getattr(runtime, kind)(request)
+        except Exception as error:  # the runtime answers its own failures; this is a crash
+            log(f"the runtime's {kind} raised {type(error).__name__}")
+            raise
+        send(**{HANDLERS[kind]: answer})
+
+    def receive() -> None:
+        try:
+            for message in stream:
+                asyncio.run_coroutine_threadsafe(dispatch(message), loop)
+        except grpc.RpcError as error:
+            log(f"the host's stream ended: {error.code().name}")
+        loop.call_soon_threadsafe(loop.stop)
+
+    threading.Thread(target=receive, name="grpc-receive", daemon=True).start()
+    loop.run_forever()
+    outgoing.put(None)
     log("the host closed the connection")

@@ -2,7 +2,7 @@
 """Finds the runtime the way the real proxy worker does, then serves the host with it.
 
 The real one looks through sys.path for the worker directory (the entry that contains
-`python/<version>/LINUX`), whose azure_functions_runtime it imports. If the re-executed
+`python/<version>/LINUX`), whose azure_functions_runtime it imports (main.py, the front end, does). If the re-executed
 interpreter lost that entry (PYTHONPATH dropped on the way), the worker must fail here, clearly.
 """
 
@@ -18,6 +18,6 @@ def start() -> None:
             f"proxy_worker: no worker directory (*{marker}<version>/LINUX/*) on sys.path "
             f"of Python {version}: was PYTHONPATH lost?"
         )
-    from azure_functions_runtime import main
+    from proxy_worker import main
 
     main.main("proxy_worker")
