@@ -7,9 +7,9 @@
 #include "sandbox.c"
 #undef sandbox_confine
 
-int sandbox_confine(const struct policy *p, const char *tmpdir, int *listener, struct sandbox_status *status,
-		    struct sandbox_failure *failure)
+int sandbox_confine(const struct policy *p, const char *tmpdir, const struct egress *egress, int *listener,
+		    struct sandbox_status *status, struct sandbox_failure *failure)
 {
 	(void)listener;
-	return sandbox_confine_watched(p, tmpdir, NULL, status, failure);
+	return sandbox_confine_watched(p, tmpdir, egress, NULL, status, failure);
 }
