@@ -103,7 +103,7 @@ NINE_SECRET_FILES = (".netrc", ".git-credentials", ".npmrc", "keystore.jks", "de
 def test_verify_image_fails_on_a_secret_file_in_the_code_directory(name: str) -> None:
     """verify-image's own check, on a file system as the export reads it: the app's files pass
     (settings/secret.py and its bytecode are code), each secret file fails and is named."""
-    sys.path.insert(0, str(TEMPLATE / "{{cookiecutter.app_name}}" / "image"))
+    sys.path.insert(0, str(TEMPLATE / "{{cookiecutter.app_name}}" / "image" / "verify"))
     from code_directory import secret_files_row
     from rootfs import Entry, RootFS
 

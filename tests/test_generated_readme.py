@@ -3,6 +3,7 @@ says what the team must provide instead, by name, and never points at Bicep it d
 `make help` shows names, not unexpanded make variables."""
 
 import subprocess
+import tomllib
 from pathlib import Path
 
 
@@ -32,3 +33,14 @@ def test_generated_make_help_shows_no_unexpanded_make_variable(bake) -> None:
     listed = subprocess.run(["make", "--no-print-directory", "-s", "help"], cwd=bake(),
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert "verify-image" in listed and "$(" not in listed, listed
+
+
+def test_the_readme_names_the_teams_files_as_cruft_skips_them(bake) -> None:
+    """The "yours" table of the README's Layout and cruft's skip list name the same files."""
+    project: Path = bake()
+    skip = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["cruft"]["skip"]
+    layout = (project / "README.md").read_text().split("## Layout", 1)[1]
+    yours = layout.split("| the template's |", 1)[0]
+    for entry in skip:
+        shown = f"`{entry}/`" if (project / entry).is_dir() else f"`{entry}`"
+        assert shown in yours, entry

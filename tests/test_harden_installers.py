@@ -15,7 +15,7 @@ from image.standins import ensure_standin
 
 from conftest import TEMPLATE, require_tool
 
-IMAGE_DIR = TEMPLATE / "{{cookiecutter.app_name}}" / "image"
+IMAGE_DIR = TEMPLATE / "{{cookiecutter.app_name}}" / "image" / "hardening"
 INSTALLERS = ("pip", "setuptools", "wheel", "ensurepip", "_distutils_hack")
 SCRIPT = f"""
 import importlib.util, json, pathlib, subprocess, sys, sysconfig

@@ -84,7 +84,7 @@ def test_a_taken_port_stops_make_run_before_it_starts_anything(bake) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "image/run_local.py", "run", "--engine", ENGINE, "--image", "absent",
+            [sys.executable, "image/dev/run_local.py", "run", "--engine", ENGINE, "--image", "absent",
              "--name", "absent", "--port", str(port)],
             cwd=project, capture_output=True, text=True, check=False,
         )  # fmt: skip
@@ -167,11 +167,11 @@ def test_make_run_shows_a_security_event_apart_from_the_hosts_chatter(bake) -> N
     """What make run prints for each line of the host's log: an event stands out, wherever the
     host's prefix put it; a worker's forgery (defanged by the launcher) and the rest pass as they are."""
     project = bake()
-    sys.path.insert(0, str(project / "image"))
+    sys.path.insert(0, str(project / "image" / "dev"))
     try:
         import run_local
     finally:
-        sys.path.remove(str(project / "image"))
+        sys.path.remove(str(project / "image" / "dev"))
         sys.modules.pop("run_local", None)
     event = ("launcher-security-event: warning v1 kind=syscall pid=41 time=2026-01-01T00:00:00Z "
              "suppressed=0 detail=unshare refused (system call 272)")  # fmt: skip

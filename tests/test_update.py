@@ -1,9 +1,11 @@
 """A project baked from an older template commit takes a template change through `cruft update`,
-as a reviewable diff, keeping its own answers and its own edits."""
+as a reviewable diff, keeping its own answers and its own edits; the app team's own files
+(`[tool.cruft] skip` in the generated pyproject.toml) are never touched."""
 
 import json
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,14 +86,54 @@ def test_template_change_applies_cleanly_as_a_reviewable_diff(linked_project) ->
     run(["cruft", "check"], cwd=project)
 
 
-def test_update_keeps_the_projects_own_edits(linked_project) -> None:
+def test_update_merges_around_a_line_the_team_added_to_a_template_file(linked_project) -> None:
+    """A template file the team adds a line to (a code directory in .dockerignore) takes the
+    template's change as a merge, the team's line kept."""
     template, project = linked_project
-    health = project / "blueprints" / "health.py"
-    health.write_text(health.read_text() + "\n# Owned by the payments team.\n")
+    dockerignore = project / ".dockerignore"
+    dockerignore.write_text(dockerignore.read_text().replace(
+        "!settings/**/*.py\n", "!settings/**/*.py\n!payments/**/*.py\n"))  # fmt: skip
     git(project, "commit", "-qam", "local edit")
     change_template(template)
 
     run(["cruft", "update", "--skip-apply-ask"], cwd=project)
 
-    assert health.read_text().endswith("# Owned by the payments team.\n")
+    assert "!payments/**/*.py\n" in dockerignore.read_text()
     assert '"functionTimeout": "00:04:00"' in (project / "host.json").read_text()
+
+
+def team_files(project: Path) -> list[Path]:
+    """Every file of the project that cruft's skip list names, directories expanded."""
+    skip = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["cruft"]["skip"]
+    named = [project / entry for entry in skip]
+    assert all(path.exists() for path in named), "the skip list names a path the bake lacks"
+    return sorted(f for path in named for f in ([path] if path.is_file() else path.rglob("*.py")))
+
+
+def test_update_never_touches_the_teams_own_files(linked_project) -> None:
+    """Every team file edited in the project, and changed in the template too: the update applies
+    cleanly, leaves each of the team's files exactly as the team wrote it, and still brings the
+    template's change to a template file."""
+    template, project = linked_project
+    team = team_files(project)
+    assert {"function_app.py", "settings/declared.py", "requirements.in"} <= {
+        str(f.relative_to(project)) for f in team}  # fmt: skip
+    for path in team:
+        path.write_text(path.read_text() + "\n# Edited by the payments team.\n")
+    git(project, "commit", "-qam", "the team's own work")
+    edited = {path: path.read_text() for path in team}
+
+    inner = template / "{{cookiecutter.app_name}}"
+    for path in team:
+        source = inner / path.relative_to(project)
+        source.write_text(source.read_text() + "\n# A template change to a team's file.\n")
+    change_template(template)
+
+    updated = run(["cruft", "update", "--skip-apply-ask"], cwd=project)
+
+    assert "conflict" not in (updated.stdout + updated.stderr).lower()
+    assert not list(project.rglob("*.rej")), "the update left rejected hunks"
+    assert {path: path.read_text() for path in team} == edited
+    changed = set(git(project, "diff", "HEAD", "--name-only").split())
+    assert changed == {"host.json", ".cruft.json"}, changed
+    run(["cruft", "check"], cwd=project)

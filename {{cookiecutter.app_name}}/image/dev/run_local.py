@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, NoReturn
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 STATE = PROJECT / ".run"
 AZURITE = PROJECT / "azurite/node_modules/.bin/azurite"
 AZURITE_PORTS = (10000, 10001, 10002)  # blob, queue, table: UseDevelopmentStorage=true's ports
