@@ -45,8 +45,8 @@ KEYS_DIR = "/run/functions-keys"
 READY_SECONDS = 180
 STOP_SECONDS = 15
 PS = shutil.which("ps") or "/bin/ps"  # POSIX ps: the same options on Linux and macOS
-# Every security event line starts with this (launcher/events.h); a worker's line holding it reaches
-# the log defanged ('-' made '_'), so a line holding it is the launcher's or the broker's.
+# Every security event line starts with this (launcher/src/events.h); a worker's line holding it
+# reaches the log defanged ('-' made '_'), so a line holding it is the launcher's or the broker's.
 EVENT_MARKER = "launcher-security-event:"
 
 

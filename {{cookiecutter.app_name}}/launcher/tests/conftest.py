@@ -191,7 +191,7 @@ class SandboxDirs:
 
 @pytest.fixture(scope="session")
 def sandbox_dirs(worker: Account) -> Iterator[SandboxDirs]:
-    """HOME and TMPDIR as image/harden.py makes them, under a root-owned directory."""
+    """HOME and TMPDIR as image/hardening/harden.py makes them, under a root-owned directory."""
     top = Path(tempfile.mkdtemp(prefix="launcher-sandbox-", dir="/var/tmp"))
     top.chmod(0o755)
     dirs = SandboxDirs(top / "home", top / "tmp")
@@ -241,7 +241,7 @@ def claim_uid_range() -> tuple[int, int]:
 @pytest.fixture(scope="session")
 def launch_uids() -> Iterator[LaunchUids]:
     """Eight uids no account of this machine has and no other run of the suite uses, and the
-    root-owned directory their TMPDIRs and locks go in, as image/harden.py makes them."""
+    root-owned directory their TMPDIRs and locks go in, as image/hardening/harden.py makes them."""
     first, lock = claim_uid_range()
     top = Path(tempfile.mkdtemp(prefix="launcher-launches-", dir="/var/tmp"))
     top.chmod(0o755)
