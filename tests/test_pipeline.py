@@ -304,24 +304,32 @@ def run_release(project: Path, tmp_path: Path, refuses: str = "") -> Release:
     return Release([json.loads(line) for line in log.read_text().splitlines()], inputs, None, work)
 
 
+def checks_before_deploy(pinned: str) -> list[list[str]]:
+    """What the release job runs on the one digest before any deploy, whatever the hosting: pull
+    back, verify-image, sign, attest, and verify both against this repository's workflow."""
+    signer = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
+              "--certificate-identity", SIGNER,
+              "--certificate-github-workflow-repository", REPOSITORY,
+              "--certificate-github-workflow-ref", "refs/heads/main",
+              "--certificate-github-workflow-sha", FAKE_SHA]  # fmt: skip
+    return [
+        ["docker", "pull", pinned],
+        ["make", "verify-image", "ENGINE=docker", f"IMAGE={pinned}"],
+        ["cosign", "sign", "--yes", pinned],
+        ["cosign", "attest", "--yes", "--type", "slsaprovenance02", "--predicate", "provenance.json", pinned],
+        ["cosign", "verify", *signer, pinned],
+        ["cosign", "verify-attestation", "--type", "slsaprovenance02", *signer, pinned],
+    ]
+
+
 def test_release_hands_the_one_digest_to_every_command(project: Path, tmp_path: Path) -> None:
     require_tool("jq", "run the release job's steps, which read and write JSON with jq")
     data = workflow(project)
     release = run_release(project, tmp_path)
     assert release.stopped_at is None
     pinned = f"{data['env']['IMAGE']}@{FAKE_DIGEST}"
-    expected_signer = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
-                       "--certificate-identity", SIGNER,
-                       "--certificate-github-workflow-repository", REPOSITORY,
-                       "--certificate-github-workflow-ref", "refs/heads/main",
-                       "--certificate-github-workflow-sha", FAKE_SHA]  # fmt: skip
     assert release.calls == [
-        ["docker", "pull", pinned],
-        ["make", "verify-image", "ENGINE=docker", f"IMAGE={pinned}"],
-        ["cosign", "sign", "--yes", pinned],
-        ["cosign", "attest", "--yes", "--type", "slsaprovenance02", "--predicate", "provenance.json", pinned],
-        ["cosign", "verify", *expected_signer, pinned],
-        ["cosign", "verify-attestation", "--type", "slsaprovenance02", *expected_signer, pinned],
+        *checks_before_deploy(pinned),
         ["az", "functionapp", "config", "set", "--name", data["env"]["APP_NAME"],
          "--resource-group", data["env"]["RESOURCE_GROUP"], "--linux-fx-version", f"DOCKER|{pinned}",
          "--output", "none"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TEMPLATE, require_tool
-from test_pipeline import FAKE_DIGEST, FAKE_SHA, REPOSITORY, SIGNER, run_release, workflow
+from test_pipeline import FAKE_DIGEST, checks_before_deploy, run_release, workflow
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["private=off", "private=on"])
@@ -33,19 +33,7 @@ def test_release_deploys_the_checked_digest_as_a_new_revision(project: Path, tmp
     release = run_release(project, tmp_path)
     assert release.stopped_at is None
     pinned = f"{workflow(project)['env']['IMAGE']}@{FAKE_DIGEST}"
-    signer = ["--certificate-oidc-issuer", "https://token.actions.githubusercontent.com",
-              "--certificate-identity", SIGNER, "--certificate-github-workflow-repository", REPOSITORY,
-              "--certificate-github-workflow-ref", "refs/heads/main", "--certificate-github-workflow-sha",
-              FAKE_SHA]  # fmt: skip
-    assert release.calls == [
-        ["docker", "pull", pinned],
-        ["make", "verify-image", "ENGINE=docker", f"IMAGE={pinned}"],
-        ["cosign", "sign", "--yes", pinned],
-        ["cosign", "attest", "--yes", "--type", "slsaprovenance02", "--predicate", "provenance.json", pinned],
-        ["cosign", "verify", *signer, pinned],
-        ["cosign", "verify-attestation", "--type", "slsaprovenance02", *signer, pinned],
-        *deploy_calls(project),
-    ]
+    assert release.calls == [*checks_before_deploy(pinned), *deploy_calls(project)]
     assert release.inputs["anchore/scan-action"]["image"] == pinned
     assert "functionapp" not in (project / ".github/workflows/pipeline.yml").read_text()
 
