@@ -66,15 +66,18 @@ def exec_python(container: str, code: str) -> subprocess.CompletedProcess[str]:
     return podman("exec", "--user", "0:0", container, "python", "-c", code, check=False)
 
 
-def in_network_of(container: str, code: str) -> subprocess.CompletedProcess[str]:
-    """Run code with the test's own interpreter in the container's network namespace: a client
+def in_network_command(container: str, code: str, *args: str) -> list[str]:
+    """The test's own interpreter running code in the container's network namespace: a client
     from outside the image. Inside it every `python` is the launcher, whose worker may connect
     only to its policy's ports (the host's port 80 is not one of them)."""
     pid = podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip()
+    return ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-I", "-c", code, *args]
+
+
+def in_network_of(container: str, code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-I", "-c", code],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        in_network_command(container, code), capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def http_get_json(
@@ -83,7 +86,7 @@ def http_get_json(
     ready: Callable[[object], bool] = lambda _: True,
     deadline_seconds: float = 60,
 ) -> object:
-    """GET http://127.0.0.1:80<path> in the container's network, polled until a 200 answer is ready."""
+    """GET http://127.0.0.1:80<path> from the container's network, polled until a 200 answer is ready."""
     code = (
         "import urllib.request, sys\n"
         f"print(urllib.request.urlopen('http://127.0.0.1:80{path}', timeout=5).read().decode())"

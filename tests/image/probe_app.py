@@ -7,14 +7,13 @@ of the kind, and must not."""
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from image.engine import TEST_IMAGES, in_network_of, make_image, podman
+from image.engine import TEST_IMAGES, in_network_command, in_network_of, make_image, podman
 from image.standins import ensure_builder, ensure_standin
 
 PROBE = '''
@@ -67,11 +66,9 @@ except urllib.error.HTTPError as error:
 
 
 def request_command(container: str, path: str, method: str = "GET") -> list[str]:
-    """An HTTP request to the host, sent by the test's own interpreter from the container's
-    network (the containers run without one of the machine's): inside, every `python` is the
-    launcher, whose worker may connect only to its policy's ports."""
-    pid = podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip()
-    return ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-I", "-c", REQUEST, path, method]
+    """An HTTP request to the host from the container's network (the containers run without one
+    of the machine's), by the test's interpreter, not the container's confined `python`."""
+    return in_network_command(container, REQUEST, path, method)
 
 
 def parse(result: subprocess.CompletedProcess[str]) -> tuple[int, object]:
