@@ -86,7 +86,8 @@ def http_get_json(
     ready: Callable[[object], bool] = lambda _: True,
     deadline_seconds: float = 60,
 ) -> object:
-    """GET http://127.0.0.1:80<path> from the container's network, polled until a 200 answer is ready."""
+    """GET http://127.0.0.1:80<path> from the container's network, polled until a 200 answer
+    is ready."""
     code = (
         "import urllib.request, sys\n"
         f"print(urllib.request.urlopen('http://127.0.0.1:80{path}', timeout=5).read().decode())"
