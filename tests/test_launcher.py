@@ -17,12 +17,14 @@ BROKER_FUZZ_SECONDS = 30
 # The target is 1.02; this bound only catches a launcher gone badly wrong, so noise on a shared
 # CI machine cannot fail the build. The measured figures are printed either way.
 RATIO_BOUND = 1.5
-# The launcher's start-up cost over python's, as a share of setpriv's (which only drops root and
-# execs). The promise was a third; with the supervisor's two processes it reads 0.5 to 0.6 on an
-# idle machine (the launcher README, Cost), and a busy machine's wake-ups add up to 0.5 more. Noise
-# only adds, so the best of up to BENCH_ATTEMPTS runs is held to setpriv's own cost, which catches
-# a launcher gone wrong without failing on a noisy machine; every run's figure is printed.
-SETPRIV_SHARE_BOUND = 1.0
+# The launcher's start-up cost over python's (spawn to the interpreter's first line), as a share
+# of setpriv's (which only drops root and execs): at most a third. It reads about 0.2 on an idle
+# machine (the launcher README, Cost); noise only adds, so the best of up to BENCH_ATTEMPTS runs is
+# held to it, and every run's figure is printed. The whole run (start-up and the worker's end,
+# where the supervisor ends and reaps everything before it reports) reads about 0.35: printed, and
+# held only to setpriv's own cost, which catches a launcher gone wrong.
+SETPRIV_SHARE_BOUND = 1 / 3
+WHOLE_RUN_SHARE_BOUND = 1.0
 BENCH_ATTEMPTS = 5
 CHECKS = 7  # lines check_binary.py prints
 # What the seccomp and Landlock code includes: Debian's kernel headers must compile with musl.
@@ -149,34 +151,41 @@ def test_fuzzing_the_brokers_parsing_finds_no_crash(
     assert int(match.group(1)) > 1000
 
 
-def test_launcher_overhead_is_within_noise(
+def test_launcher_start_up_is_within_a_third_of_setpriv(
     launcher_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Both libc builds and the tools that do the same (setpriv, gosu, runuser, sudo; su-exec is
     not packaged for Debian 12), one run: the figures the launcher's README quotes."""
     for tool in ("setpriv", "gosu", "runuser", "sudo"):
         require_tool(tool, "measure it beside the launcher (tests/machine/setup.sh installs it)")
-    shares = []
+    shares, whole_shares = [], []
     for attempt in range(1, BENCH_ATTEMPTS + 1):
         result = run(
             ["make", "-s", "-C", str(launcher_dir), "bench", f"PYTHON={sys.executable}"], timeout=600
         )
         show_in_log(capsys, f"launcher bench (make bench, run {attempt}):\n{result.stdout}")
         for tool in ("setpriv", "gosu", "runuser", "sudo"):
-            assert re.search(rf"^  {tool} nobody python -c pass +[\d.]+ ms", result.stdout, re.M)
-        default = r"^ratio launcher/direct: (\d+\.\d+) \(default build musl"
+            assert re.search(rf"^  {tool} nobody python +start-up +[\d.]+ ms", result.stdout, re.M)
+        default = r"^ratio launcher/direct: (\d+\.\d+) \(whole run, default build musl"
         match = re.search(default, result.stdout, re.M)
         assert match, result.stdout
         assert float(match.group(1)) <= RATIO_BOUND
         # The supervisor's share, against the same launcher without it, interleaved in the same run.
-        assert re.search(r"^the supervisor adds [-+]\d+\.\d+ ms a start", result.stdout, re.M)
-        share = re.search(r"^launcher's cost over direct, as a share of setpriv's: (-?\d+\.\d+)", result.stdout, re.M)
-        assert share, result.stdout
+        assert re.search(r"^the supervisor adds [-+]\d+\.\d+ ms to start-up, [-+]\d+\.\d+ ms to the whole run",
+                         result.stdout, re.M)  # fmt: skip
+        share = re.search(r"^launcher's start-up cost over direct, as a share of setpriv's: (-?\d+\.\d+)",
+                          result.stdout, re.M)  # fmt: skip
+        whole = re.search(r"^launcher's whole-run cost over direct \(start-up and end\), as a share of "
+                          r"setpriv's: (-?\d+\.\d+)", result.stdout, re.M)  # fmt: skip
+        assert share and whole, result.stdout
         shares.append(float(share.group(1)))
-        if shares[-1] <= SETPRIV_SHARE_BOUND:
+        whole_shares.append(float(whole.group(1)))
+        if shares[-1] <= SETPRIV_SHARE_BOUND and whole_shares[-1] <= WHOLE_RUN_SHARE_BOUND:
             break
-    show_in_log(capsys, f"launcher bench: share of setpriv's cost per run {shares}, best {min(shares)}")
+    show_in_log(capsys, f"launcher bench: share of setpriv's cost per run, start-up {shares} (best "
+                        f"{min(shares)}), whole run {whole_shares} (best {min(whole_shares)})")  # fmt: skip
     assert min(shares) <= SETPRIV_SHARE_BOUND, shares
+    assert min(whole_shares) <= WHOLE_RUN_SHARE_BOUND, whole_shares
 
 
 def bench_output(launcher_dir: Path, target: str, capsys: pytest.CaptureFixture[str]) -> str:

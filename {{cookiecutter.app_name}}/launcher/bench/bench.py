@@ -1,12 +1,16 @@
-"""The launcher's cost: median wall time of `launcher -c pass` against `python -c pass`.
+"""The launcher's cost: how much later Python starts, and ends, through it than directly.
 
 Every build given (`--launcher NAME=PATH`, the first is the default) and every tool that does the
-same thing (setpriv, su-exec, gosu, runuser, sudo: drop root to --user, exec `python -c pass`;
-those not installed are named and skipped) starts the same interpreter, --runs times each,
-interleaved in one process and in a rotating order so that machine noise hits all alike.
-`--empty NAME=PATH` adds an empty program built with a build's libc and flags: its start-up is
-the libc's share of that build's cost. Run as root (`make bench`), as the host does. Prints one
-line per command: median, ratio to direct; nothing is adjusted.
+same thing (setpriv, su-exec, gosu, runuser, sudo: drop root to --user, exec the interpreter;
+those not installed are named and skipped) starts the same interpreter on the same one line of
+code (MARK: it writes the clock's reading as it runs), --runs times each, interleaved in one
+process and in a rotating order so that machine noise hits all alike. Two figures per command:
+start-up, from the spawn to that first line of Python (what the host waits for before its
+worker can connect back), and the whole run, to the process reaped (start-up, the line, the
+interpreter's exit, and the launcher's own end: the supervisor ends and reaps everything the
+worker started before it reports the exit). `--empty NAME=PATH` adds an empty program built with
+a build's libc and flags: its start-up is the libc's share of that build's cost. Run as root
+(`make bench`), as the host does. Prints medians and ratios to direct; nothing is adjusted.
 """
 
 import argparse
@@ -22,10 +26,12 @@ from pathlib import Path
 # so that all look for user site-packages in the same place).
 ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
 TARGET = 1.02
-DIRECT = "python -c pass (direct)"
+DIRECT = "python (direct)"
+# The one line every interpreter runs: the monotonic clock's reading, in nanoseconds, on stdout.
+MARK = "import os, time; os.write(1, b'%d' % time.monotonic_ns())"
 # Uids no account has on these machines (the launcher refuses none; it only needs them free).
 LAUNCH_UIDS = "61900-61915"
-# The launcher's cost over starting python directly, against setpriv's: at most this share.
+# The launcher's start-up cost over starting python directly, against setpriv's: at most this share.
 SETPRIV_SHARE = 1 / 3
 
 
@@ -66,25 +72,44 @@ def anchors(user: str, python: str) -> tuple[dict[str, list[str]], list[str]]:
         if path is None:
             missing.append(tool)
         else:
-            found[tool] = [path, *arguments, python, "-c", "pass"]
+            found[tool] = [path, *arguments, python, "-c", MARK]
     return found, missing
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
-    """(wall, CPU) seconds from spawn to exit, output discarded; fails on a non-zero exit.
+def as_python(launcher: str, python: str) -> list[str]:
+    """A launcher's command line as the host starts it: the image installs it as `python`, so
+    argv[0] is an interpreter's path, which the launcher hands on unchanged. The interpreter
+    finds its standard library from argv[0] (getpath): given a build directory's path it would
+    look in every directory above it first, a cost that no start in the image pays."""
+    return [f"{launcher}={python}", "-c", MARK]
+
+
+def timed(argv: list[str]) -> tuple[float, float, float | None]:
+    """(whole run, CPU, start-up) seconds; fails on a non-zero exit. The whole run is from the
+    spawn to the process reaped; start-up, from the spawn to the time MARK wrote (None for a
+    command that writes none). argv[0] may be FILE=ARGV0: run FILE with argv[0] ARGV0 (as_python).
 
     CPU time (user + system, of the process and the children it waited for) is what the
     command itself spent: unlike wall time, it does not grow while other processes hold the CPUs.
     """
-    devnull = [(os.POSIX_SPAWN_OPEN, fd, "/dev/null", os.O_WRONLY, 0) for fd in (1, 2)]
-    start = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=devnull)
+    read_end, write_end = os.pipe()
+    actions = [
+        (os.POSIX_SPAWN_DUP2, write_end, 1),
+        (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0),
+    ]
+    executable, _, argv0 = argv[0].partition("=")
+    start = time.monotonic_ns()
+    pid = os.posix_spawn(executable, [argv0 or executable, *argv[1:]], ENVIRONMENT, file_actions=actions)
+    os.close(write_end)
     _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
+    whole = time.monotonic_ns() - start
+    with os.fdopen(read_end, "rb") as output:
+        mark = output.read()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         sys.exit(f"bench: {' '.join(argv)} exited {code}; run it by hand to see why")
-    return elapsed, usage.ru_utime + usage.ru_stime
+    started = (int(mark) - start) / 1e9 if mark else None
+    return whole / 1e9, usage.ru_utime + usage.ru_stime, started
 
 
 def named_paths(values: list[str], option: str) -> dict[str, str]:
@@ -130,9 +155,9 @@ def main() -> None:
     launchers = named_paths(args.launcher, "--launcher")
     default = next(iter(launchers))
     tools, missing = anchors(args.user, python)
-    commands: dict[str, list[str]] = {DIRECT: [python, "-c", "pass"]}
-    commands |= {f"launcher [{name}]": [path, "-c", "pass"] for name, path in launchers.items()}
-    commands |= {f"{tool} {args.user} python -c pass": argv for tool, argv in tools.items()}
+    commands: dict[str, list[str]] = {DIRECT: [python, "-c", MARK]}
+    commands |= {f"launcher [{name}]": as_python(path, python) for name, path in launchers.items()}
+    commands |= {f"{tool} {args.user} python": argv for tool, argv in tools.items()}
     commands |= {
         f"empty program [{name}]": [path]
         for name, path in named_paths(args.empty, "--empty").items()
@@ -143,26 +168,33 @@ def main() -> None:
             timed(argv)
     wall: dict[str, list[float]] = {name: [] for name in commands}
     cpu: dict[str, list[float]] = {name: [] for name in commands}
+    starts: dict[str, list[float]] = {name: [] for name in commands}
     order = list(commands)
     for run in range(args.runs):  # interleaved, each run starting one further along
         shift = run % len(order)
         for name in order[shift:] + order[:shift]:
-            elapsed, used = timed(commands[name])
+            elapsed, used, started = timed(commands[name])
             wall[name].append(elapsed)
             cpu[name].append(used)
+            if started is not None:
+                starts[name].append(started)
 
     medians = {name: statistics.median(values) for name, values in wall.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
-    direct, direct_cpu = medians[DIRECT], cpu_medians[DIRECT]
-    print(f"medians of {args.runs} interleaved runs, {python} as {args.user}: wall, CPU time")
+    start_medians = {name: statistics.median(values) for name, values in starts.items() if values}
+    direct, direct_cpu, direct_start = medians[DIRECT], cpu_medians[DIRECT], start_medians[DIRECT]
+    print(f"medians of {args.runs} interleaved runs, {python} as {args.user}, each running one line "
+          f"(MARK): start-up (spawn to that line), whole run (spawn to reaped), CPU time")  # fmt: skip
     for name, median in medians.items():
-        cost = (
-            ""
-            if name.startswith("empty")
-            else f"  ratio {median / direct:.3f} ({(median - direct) * 1000:+.2f} ms)"
+        if name.startswith("empty"):
+            print(f"  {name:<28} whole {median * 1000:6.2f} ms")
+            continue
+        began = start_medians[name]
+        print(
+            f"  {name:<28} start-up {began * 1000:5.2f} ms ({(began - direct_start) * 1000:+.2f})"
+            f"  whole {median * 1000:6.2f} ms  ratio {median / direct:.3f} ({(median - direct) * 1000:+.2f} ms)"
             f"  CPU {cpu_medians[name] * 1000:5.2f} ms, ratio {cpu_medians[name] / direct_cpu:.3f}"
         )
-        print(f"  {name:<32} {median * 1000:6.2f} ms{cost}")
     if missing:
         print(f"  not installed here: {', '.join(missing)}")
     for name in launchers:
@@ -172,20 +204,25 @@ def main() -> None:
             # pays a fork that the launcher does not).
             own = medians[f"launcher [{name}]"] - direct - empty
             print(f"launcher's own work [{name}] (launcher - direct - empty): {own * 1000:.2f} ms")
+    launched = f"launcher [{default}]"
     if "without supervisor" in launchers:
-        supervisor = medians[f"launcher [{default}]"] - medians["launcher [without supervisor]"]
-        print(f"the supervisor adds {supervisor * 1000:+.3f} ms a start (launcher [{default}] against "
-              f"the same without it, interleaved)")  # fmt: skip
-    if (setpriv := medians.get(f"setpriv {args.user} python -c pass")) is not None:
-        share = (medians[f"launcher [{default}]"] - direct) / (setpriv - direct)
-        print(f"launcher's cost over direct, as a share of setpriv's: {share:.3f} "
+        unsupervised = "launcher [without supervisor]"
+        at_start = start_medians[launched] - start_medians[unsupervised]
+        whole = medians[launched] - medians[unsupervised]
+        print(f"the supervisor adds {at_start * 1000:+.3f} ms to start-up, {whole * 1000:+.3f} ms to the "
+              f"whole run ({launched} against the same without it, interleaved)")  # fmt: skip
+    if (setpriv := f"setpriv {args.user} python") in medians:
+        share = (start_medians[launched] - direct_start) / (start_medians[setpriv] - direct_start)
+        whole_share = (medians[launched] - direct) / (medians[setpriv] - direct)
+        print(f"launcher's start-up cost over direct, as a share of setpriv's: {share:.3f} "
               f"(bound {SETPRIV_SHARE:.3f})")  # fmt: skip
-    launched, launched_cpu = medians[f"launcher [{default}]"], cpu_medians[f"launcher [{default}]"]
+        print(f"launcher's whole-run cost over direct (start-up and end), as a share of setpriv's: "
+              f"{whole_share:.3f}")  # fmt: skip
     print(
-        f"ratio launcher/direct: {launched / direct:.3f} (default build {default}; target <= "
-        f"{TARGET}); CPU time {launched_cpu / direct_cpu:.3f}"
+        f"ratio launcher/direct: {medians[launched] / direct:.3f} (whole run, default build {default}; "
+        f"target <= {TARGET}); start-up {start_medians[launched] / direct_start:.3f}; "
+        f"CPU time {cpu_medians[launched] / direct_cpu:.3f}"
     )
-
 
 if __name__ == "__main__":
     main()

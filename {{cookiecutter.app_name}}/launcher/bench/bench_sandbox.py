@@ -1,9 +1,9 @@
 """The sandbox's share of the launcher's start-up (`make bench-sandbox`).
 
 The launcher and the same launcher built without Landlock and the system-call filter
-(--unconfined, from bench_unconfined.c) start the same interpreter, with `python -c pass` started
-directly beside them, 100 times each, interleaved in one process so that machine noise hits all
-alike. Run as root, as the host does: the launcher reads its policy, drops to --user and execs the
+(--unconfined, from bench_unconfined.c) start the same interpreter on bench.py's one line, with
+the interpreter started directly beside them, 100 times each, interleaved in one process so that
+machine noise hits all alike; each figure is the whole run, spawn to reaped. Run as root, as the host does: the launcher reads its policy, drops to --user and execs the
 interpreter. Prints the medians (wall and CPU time) and the ratio sandbox/without; nothing is
 adjusted. `make bench` (bench.py, whose helpers this uses) compares the launcher with the tools
 that do the same.
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import interpreter, timed
+from bench import MARK, as_python, interpreter, timed
 
 
 def main() -> None:
@@ -47,9 +47,9 @@ def main() -> None:
                       f"landlock best-effort\nset TMPDIR={tmpdir}\n")  # fmt: skip
     policy.chmod(0o644)
     commands = {
-        "direct": [python, "-c", "pass"],
-        "launcher": [args.launcher, "-c", "pass"],
-        "unconfined": [args.unconfined, "-c", "pass"],
+        "direct": [python, "-c", MARK],
+        "launcher": as_python(args.launcher, python),
+        "unconfined": as_python(args.unconfined, python),
     }
 
     for _ in range(5):  # warm the page cache for each
@@ -60,14 +60,14 @@ def main() -> None:
     order = list(commands)
     for run in range(args.runs):  # interleaved, alternating which goes first
         for name in order if run % 2 == 0 else reversed(order):
-            elapsed, used = timed(commands[name])
+            elapsed, used, _ = timed(commands[name])
             wall[name].append(elapsed)
             cpu[name].append(used)
 
     median = {name: statistics.median(values) for name, values in wall.items()}
     runs = f"over {args.runs} runs"
-    print(f"python -c pass (direct):  median {median['direct'] * 1000:.2f} ms {runs} ({python})")
-    print(f"launcher -c pass:         median {median['launcher'] * 1000:.2f} ms {runs}")
+    print(f"python (direct):          median {median['direct'] * 1000:.2f} ms {runs} ({python}, whole run)")
+    print(f"launcher:                 median {median['launcher'] * 1000:.2f} ms {runs}")
     print(f"ratio launcher/direct: {median['launcher'] / median['direct']:.3f} (see make bench)")
     print(f"launcher without its sandbox: median {median['unconfined'] * 1000:.2f} ms {runs}")
     ratio = median["launcher"] / median["unconfined"]

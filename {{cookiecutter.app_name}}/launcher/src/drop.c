@@ -8,26 +8,30 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <grp.h> /* setgroups only: names are resolved without NSS */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* After this, nothing the worker runs can become root again: checked, not assumed. */
+/*
+ * After this, nothing the worker runs can become root again: checked, not assumed. The system
+ * calls themselves, not libc's wrappers: those change every thread of a process by signalling
+ * them (the launcher has one), and the worker drops root in a vfork child (lifetime.c) that
+ * must leave libc's shared state alone. Credentials are per process, as the wrappers make them.
+ */
 void drop_root(uid_t uid, gid_t gid)
 {
 	uid_t ruid, euid, suid;
 	gid_t rgid, egid, sgid;
 
-	if (setgroups(0, NULL) != 0)
+	if (syscall(SYS_setgroups, 0, NULL) != 0)
 		die(EXIT_PRIVILEGE, "setgroups(0): %s", strerror(errno));
-	if (setgid(gid) != 0)
+	if (syscall(SYS_setresgid, gid, gid, gid) != 0)
 		die(EXIT_PRIVILEGE, "setgid(%u): %s", (unsigned)gid, strerror(errno));
-	if (setuid(uid) != 0)
+	if (syscall(SYS_setresuid, uid, uid, uid) != 0)
 		die(EXIT_PRIVILEGE, "setuid(%u): %s", (unsigned)uid, strerror(errno));
-	if (setuid(0) == 0 || setgid(0) == 0)
+	if (syscall(SYS_setresuid, 0, 0, 0) == 0 || syscall(SYS_setresgid, 0, 0, 0) == 0)
 		die(EXIT_PRIVILEGE, "setuid(0): succeeded after dropping root");
 	if (getresuid(&ruid, &euid, &suid) != 0 || ruid != uid || euid != uid || suid != uid)
 		die(EXIT_PRIVILEGE, "getresuid(%u): not every uid was changed", (unsigned)uid);

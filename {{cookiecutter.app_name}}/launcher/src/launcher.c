@@ -278,68 +278,91 @@ static const char *worker_tmpdir(const struct policy *p, const struct launch *la
 	return launch->tmpdir_entry + tmpdir->name_len + 1;
 }
 
+/* What the supervisor and the worker's start need of main's work (they run on the supervisor's stack). */
+struct start {
+	struct policy policy;
+	struct launch launch;
+	struct watch watch;
+	const char *tmpdir;
+	char **argv, **env;
+	size_t n_env;
+	bool identity;
+	uid_t broker_uid;
+	gid_t broker_gid;
+	char endpoint_entry[64], header_entry[96];
+};
+
+/* The worker's side of spawn_child: the drop, the leftovers of its uid, the sandbox, execve. */
+static void start_worker(void *arg)
+{
+	struct start *s = arg;
+	int watcher = watch_in_worker(&s->watch);
+
+	drop_root(s->launch.uid, s->launch.gid);
+	die_with_parent();
+	if (s->launch.own_uid && s->launch.leftovers_possible)
+		end_leftovers_of_uid();
+	exec_worker(&s->policy, s->tmpdir, true, watcher, s->argv, s->env);
+}
+
+/* The supervisor's side: the broker, if the platform gave an identity; the worker; its watch. */
+static void start_launch(void *arg)
+{
+	struct start *s = arg;
+	pid_t broker = 0, worker;
+
+	if (s->identity) {
+		broker = broker_start(&s->policy, s->broker_uid, s->broker_gid, s->endpoint_entry,
+				      sizeof s->endpoint_entry, s->header_entry, sizeof s->header_entry);
+		s->env[s->n_env++] = s->endpoint_entry;
+		s->env[s->n_env++] = s->header_entry;
+		s->env[s->n_env] = NULL;
+	}
+	watch_prepare(&s->watch);
+	worker = spawn_child(start_worker, s);
+	watch_in_supervisor(&s->watch);
+	supervise(broker, worker, &s->watch, &s->launch);
+}
+
 int main(int argc, char **argv)
 {
 	static char text[POLICY_MAX_BYTES + 1];
-	static struct policy policy;
-	static struct launch launch;
-	static struct watch watch;
-	static char endpoint_entry[64], header_entry[96];
+	static struct start s;
+	struct policy *policy = &s.policy;
 	struct policy_error err;
-	bool as_root = geteuid() == 0, identity;
-	uid_t uid, broker_uid = 0;
-	gid_t gid, broker_gid = 0;
-	size_t n_env;
-	char **env;
-	const char *tmpdir;
-	pid_t broker = 0, worker;
+	bool as_root = geteuid() == 0;
+	uid_t uid;
+	gid_t gid;
 
 	(void)argc;
 	refuse_placeholder_mode();
-	if (policy_parse(text, read_policy(text), &policy, &err) != 0)
+	if (policy_parse(text, read_policy(text), policy, &err) != 0)
 		die(EXIT_POLICY, "%s:%u: %s", POLICY_PATH, err.line, err.message);
-	check_exec(&policy);
-	resolve_account("user", policy.user, policy.user_line, &uid, &gid);
-	env = build_env(&policy, as_root, &n_env);
+	check_exec(policy);
+	resolve_account("user", policy->user, policy->user_line, &uid, &gid);
+	s.argv = argv;
+	s.env = build_env(policy, as_root, &s.n_env);
 	if (!as_root) {
-		if (policy.nonroot == NONROOT_REFUSE)
+		if (policy->nonroot == NONROOT_REFUSE)
 			refuse(EXIT_PRIVILEGE, "running as uid %u, not root: the policy says nonroot refuse",
 			       (unsigned)geteuid());
-		launch_tmpdir_of(&policy, geteuid(), &launch);
-		exec_worker(&policy, worker_tmpdir(&policy, &launch, env), false, -1, argv, env);
+		launch_tmpdir_of(policy, geteuid(), &s.launch);
+		exec_worker(policy, worker_tmpdir(policy, &s.launch, s.env), false, -1, argv, s.env);
 	}
-	launch_claim(&policy, uid, gid, &launch);
-	tmpdir = worker_tmpdir(&policy, &launch, env);
-	identity = policy.broker && platform_identity();
-	if (identity) {
+	launch_claim(policy, uid, gid, &s.launch);
+	s.tmpdir = worker_tmpdir(policy, &s.launch, s.env);
+	s.identity = policy->broker && platform_identity();
+	if (s.identity) {
 		/* A managed identity: the broker holds it, the worker gets the broker's look-alike. */
-		resolve_account("broker", policy.broker, policy.broker_line, &broker_uid, &broker_gid);
-		if (broker_uid == uid || broker_uid == launch.uid || broker_gid == gid)
+		resolve_account("broker", policy->broker, policy->broker_line, &s.broker_uid, &s.broker_gid);
+		if (s.broker_uid == uid || s.broker_uid == s.launch.uid || s.broker_gid == gid)
 			die(EXIT_POLICY, "%s:%u: broker %s shares uid %u or gid %u with the worker: give it its own account",
-			    POLICY_PATH, policy.broker_line, policy.broker, (unsigned)broker_uid, (unsigned)gid);
-		if (policy.launch_uid_count && broker_uid >= policy.launch_uid_first &&
-		    broker_uid - policy.launch_uid_first < policy.launch_uid_count)
+			    POLICY_PATH, policy->broker_line, policy->broker, (unsigned)s.broker_uid, (unsigned)gid);
+		if (policy->launch_uid_count && s.broker_uid >= policy->launch_uid_first &&
+		    s.broker_uid - policy->launch_uid_first < policy->launch_uid_count)
 			die(EXIT_POLICY, "%s:%u: broker %s: uid %u is one of launch-uids (line %u): give it its own account",
-			    POLICY_PATH, policy.broker_line, policy.broker, (unsigned)broker_uid, policy.launch_uids_line);
+			    POLICY_PATH, policy->broker_line, policy->broker, (unsigned)s.broker_uid,
+			    policy->launch_uids_line);
 	}
-	become_supervisor();
-	if (identity) {
-		broker = broker_start(&policy, broker_uid, broker_gid, endpoint_entry, sizeof endpoint_entry, header_entry,
-				      sizeof header_entry);
-		env[n_env++] = endpoint_entry;
-		env[n_env++] = header_entry;
-		env[n_env] = NULL;
-	}
-	watch_prepare(&watch);
-	worker = fork_child();
-	if (worker == 0) {
-		int watcher = watch_in_worker(&watch);
-		drop_root(launch.uid, launch.gid);
-		die_with_parent();
-		if (launch.own_uid)
-			end_leftovers_of_uid();
-		exec_worker(&policy, tmpdir, true, watcher, argv, env);
-	}
-	watch_in_supervisor(&watch);
-	supervise(broker, worker, &watch);
+	become_supervisor(start_launch, &s);
 }

@@ -2,8 +2,8 @@
  * The worker's lifetime. An exploit that survives the worker defeats the platform's answer to a
  * misbehaving worker (restart it), and one that shares the worker's account can signal, read
  * and write every later worker. So:
- *  - the launcher the host started forks a supervisor and stays only to pass signals down and the
- *    exit status up; the supervisor is the subreaper of everything below it;
+ *  - the launcher the host started clones a supervisor and stays only to pass signals down and
+ *    the exit status up; the supervisor is the subreaper of everything below it;
  *  - the worker leads a process group of its own, which the system-call filter keeps every one of
  *    its processes in (setsid and setpgid refused); when the worker ends, the supervisor kills
  *    that group and the broker's and reaps every process before it reports the exit; when the
@@ -11,8 +11,17 @@
  *  - with launch-uids, each launch runs as a uid no live launch holds, so no launch can signal,
  *    read (/proc/<pid>/mem, environ) or outlive into another, whatever the kernel lacks; and the
  *    worker's first act is to kill whatever an earlier launch of its uid left (only a supervisor
- *    killed itself, by the OOM killer say, could have left any).
+ *    killed itself, by the OOM killer say, could have left any: one that ended everything marks
+ *    its uid's lock so, and the next launch of the uid skips the kill).
  * None of it needs a capability beyond root's setuid, a namespace, Landlock or a cgroup.
+ *
+ * Start-up is what the host waits for on every worker start, so the processes are made cheaply:
+ * the supervisor shares the launcher's memory (clone(CLONE_VM), on a stack of its own), and the
+ * worker is a vfork() child until its execve. Neither copies an address space, and neither
+ * leaves one to tear down at the end. The price: the three share libc's per-thread data, so the
+ * launcher's own loop never reads errno, nothing here calls raise() (it signals the thread libc
+ * recorded, the launcher's), and the vfork child makes only system calls (drop.c, sandbox.c)
+ * before its execve.
  */
 #define _GNU_SOURCE
 #include "lifetime.h"
@@ -26,6 +35,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -38,7 +49,20 @@
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 /* The supervisor's death signal for the launcher above it: the host killed the launcher. */
 #define LAUNCHER_GONE SIGPWR
-enum { END_DEADLINE_MS = 5000 };
+enum { END_DEADLINE_MS = 5000, BROKER_GRACE_MS = 50 };
+#if defined(__has_feature)
+#define SANITIZED (__has_feature(address_sanitizer))
+#elif defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+/* The supervisor's stack (a guard page below it): the worker's start runs on it too, until execve. */
+enum { SUPERVISOR_STACK_BYTES = 256 * 1024 };
+/* A uid's lock file starts with this byte when its last launch ended with every process it
+ * started reaped; anything else (a new file, a launch under way) means there may be leftovers.
+ * One byte written in place: cheaper than any change of size or mode (no journal entry). */
+static const char ended_clean = 'C', under_way = 'U';
 
 static sigset_t original_mask;
 static pid_t supervisor;
@@ -98,10 +122,13 @@ void launch_claim(const struct policy *p, uid_t user_uid, gid_t gid, struct laun
 	struct stat st;
 	int dir, lock = -1, own;
 	uid_t uid = 0;
+	char mark;
 
 	launch->gid = gid;
 	launch->uid = user_uid;
 	launch->own_uid = false;
+	launch->leftovers_possible = false;
+	launch->lock = -1;
 	launch->tmpdir_entry[0] = '\0';
 	if (!p->launch_uid_count)
 		return;
@@ -123,16 +150,22 @@ void launch_claim(const struct policy *p, uid_t user_uid, gid_t gid, struct laun
 	if (lock < 0)
 		die(EXIT_SYSTEM, "launch-uids: all %u uids are held by running launches (widen the range)",
 		    p->launch_uid_count);
+	launch->leftovers_possible = pread(lock, &mark, 1, 0) != 1 || mark != ended_clean;
+	/* Under way from here: a supervisor that dies before its end leaves it so. */
+	if (!launch->leftovers_possible && pwrite(lock, &under_way, 1, 0) != 1)
+		die(EXIT_SYSTEM, "write(%s): %s", name, strerror(errno));
 	snprintf(name, sizeof name, "%u", (unsigned)uid);
 	if (mkdirat(dir, name, 0700) != 0 && errno != EEXIST)
 		die(EXIT_SYSTEM, "mkdir(%s): %s", name, strerror(errno));
 	own = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (own < 0 || fstat(own, &st) != 0)
 		die(EXIT_SYSTEM, "open(%s): %s", name, strerror(errno));
-	if (fchown(own, uid, gid) != 0 || fchmod(own, 0700) != 0)
+	if ((st.st_uid != uid || st.st_gid != gid || (st.st_mode & 07777) != 0700) &&
+	    (fchown(own, uid, gid) != 0 || fchmod(own, 0700) != 0))
 		die(EXIT_SYSTEM, "chown(%s, %u): %s", name, (unsigned)uid, strerror(errno));
 	close(own);
 	close(dir);
+	launch->lock = lock;
 	launch->uid = uid;
 	launch->own_uid = true;
 	set_tmpdir_entry(p, uid, launch);
@@ -156,9 +189,30 @@ static _Noreturn void end_as(int status)
 		sigemptyset(&sig);
 		sigaddset(&sig, WTERMSIG(status));
 		(void)sigprocmask(SIG_UNBLOCK, &sig, NULL);
-		(void)raise(WTERMSIG(status));
+		(void)kill(getpid(), WTERMSIG(status)); /* not raise(): see the top of this file */
 	}
 	_exit(exit_code_of(status));
+}
+
+/* In a new child: the signal mask the launcher was started with, and SIGPIPE's default back. */
+static void restore_signals(void)
+{
+	if (sigprocmask(SIG_SETMASK, &original_mask, NULL) != 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR)
+		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
+}
+
+pid_t spawn_child(void (*start)(void *), void *arg)
+{
+	pid_t pid = vfork();
+
+	if (pid == 0) {
+		restore_signals();
+		start(arg);
+		_exit(EXIT_SYSTEM); /* start execs or dies */
+	}
+	if (pid < 0)
+		die(EXIT_SYSTEM, "vfork: %s", strerror(errno));
+	return pid;
 }
 
 pid_t fork_child(void)
@@ -167,8 +221,8 @@ pid_t fork_child(void)
 
 	if (pid < 0)
 		die(EXIT_SYSTEM, "fork: %s", strerror(errno));
-	if (pid == 0 && (sigprocmask(SIG_SETMASK, &original_mask, NULL) != 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR))
-		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
+	if (pid == 0)
+		restore_signals();
 	return pid;
 }
 
@@ -210,10 +264,9 @@ static _Noreturn void relay(pid_t child)
 	for (;;) {
 		int sig = sigwaitinfo(&set, NULL), status;
 
-		if (sig < 0 && errno == EINTR)
-			continue;
+		/* errno is the supervisor's too: with a valid set, only an interruption fails. */
 		if (sig < 0)
-			die(EXIT_SYSTEM, "sigwaitinfo: %s", strerror(errno));
+			continue;
 		if (sig != SIGCHLD) {
 			(void)kill(child, sig);
 			continue;
@@ -223,19 +276,16 @@ static _Noreturn void relay(pid_t child)
 	}
 }
 
-void become_supervisor(void)
-{
-	sigset_t held = signals_with(0), gone = signals_with(LAUNCHER_GONE);
-	pid_t launcher = getpid(), child;
+static void (*supervisor_run)(void *);
+static void *supervisor_arg;
+static pid_t launcher;
 
-	/* Held from now on and taken by sigwaitinfo: a SIGTERM during start-up still reaches the worker. */
-	if (sigprocmask(SIG_BLOCK, &held, &original_mask) != 0)
-		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
-	child = fork();
-	if (child < 0)
-		die(EXIT_SYSTEM, "fork: %s", strerror(errno));
-	if (child > 0)
-		relay(child);
+/* The supervisor's first steps, on its own stack; then the launch goes on in supervisor_run. */
+static int supervisor_start(void *unused)
+{
+	sigset_t gone = signals_with(LAUNCHER_GONE);
+
+	(void)unused;
 	if (sigprocmask(SIG_BLOCK, &gone, NULL) != 0 || prctl(PR_SET_PDEATHSIG, LAUNCHER_GONE, 0, 0, 0) != 0)
 		die(EXIT_SYSTEM, "prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
 	if (getppid() != launcher)
@@ -247,6 +297,38 @@ void become_supervisor(void)
 	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
 		die(EXIT_SYSTEM, "signal(SIGPIPE): %s", strerror(errno));
 	supervisor = getpid();
+	supervisor_run(supervisor_arg);
+	_exit(EXIT_SYSTEM); /* supervisor_run ends in supervise() */
+}
+
+_Noreturn void become_supervisor(void (*run)(void *), void *arg)
+{
+	sigset_t held = signals_with(0);
+	long page = sysconf(_SC_PAGESIZE);
+	char *stack;
+	pid_t child;
+
+	/* Held from now on and taken by sigwaitinfo: a SIGTERM during start-up still reaches the worker. */
+	if (sigprocmask(SIG_BLOCK, &held, &original_mask) != 0)
+		die(EXIT_SYSTEM, "sigprocmask: %s", strerror(errno));
+	stack = mmap(NULL, SUPERVISOR_STACK_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED || page <= 0 || mprotect(stack, (size_t)page, PROT_NONE) != 0)
+		die(EXIT_SYSTEM, "mmap (the supervisor's stack): %s", strerror(errno));
+	launcher = getpid();
+	supervisor_run = run;
+	supervisor_arg = arg;
+#if SANITIZED
+	/* AddressSanitizer records each thread's stack and cannot follow a clone onto another: the
+	 * sanitised build forks (the supervisor's code is the same from its first step on). */
+	child = fork();
+	if (child == 0)
+		supervisor_start(NULL);
+#else
+	child = clone(supervisor_start, stack + SUPERVISOR_STACK_BYTES, CLONE_VM | SIGCHLD, NULL);
+#endif
+	if (child < 0)
+		die(EXIT_SYSTEM, "clone: %s", strerror(errno));
+	relay(child);
 }
 
 /*
@@ -257,23 +339,29 @@ void become_supervisor(void)
  */
 static int end_everything(pid_t broker, pid_t worker, int *broker_status)
 {
-	struct timespec start, now, tick = { 0, 50 * 1000 * 1000 };
+	struct timespec start, now, tick = { 0, BROKER_GRACE_MS * 1000 * 1000 };
 	sigset_t chld;
 	int worker_status = -1;
 
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	/* The broker first gets a SIGTERM, to tell the events it still holds; a tick later, SIGKILL. */
+	/* The broker first gets a SIGTERM, to tell the events it still holds; after its grace, SIGKILL.
+	 * By the clock: a SIGCHLD already pending must not cut the grace short. */
 	if (broker > 0)
 		(void)kill(broker, SIGTERM);
-	for (unsigned round = 0;; round++) {
+	for (;;) {
+		long elapsed_ms;
 		int status;
 		pid_t pid;
 
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (elapsed_ms > END_DEADLINE_MS)
+			die(EXIT_SYSTEM, "processes of the worker's survived SIGKILL for %d s", END_DEADLINE_MS / 1000);
 		(void)kill(-worker, SIGKILL);
 		(void)kill(worker, SIGKILL);
-		if (broker > 0 && round > 0) {
+		if (broker > 0 && elapsed_ms >= BROKER_GRACE_MS) {
 			(void)kill(-broker, SIGKILL);
 			(void)kill(broker, SIGKILL);
 		}
@@ -285,10 +373,16 @@ static int end_everything(pid_t broker, pid_t worker, int *broker_status)
 		}
 		if (pid < 0 && errno == ECHILD)
 			return worker_status < 0 ? EXIT_SYSTEM << 8 : worker_status;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 > END_DEADLINE_MS)
-			die(EXIT_SYSTEM, "processes of the worker's survived SIGKILL for %d s", END_DEADLINE_MS / 1000);
 		(void)sigtimedwait(&chld, NULL, &tick);
+	}
+}
+
+/* Every process the worker and the broker started is gone and reaped: the next launch of this
+ * uid need not look for leftovers. A failed mark only costs that launch its kill(-1). */
+static void mark_ended_clean(const struct launch *launch)
+{
+	if (launch->lock >= 0 && pwrite(launch->lock, &ended_clean, 1, 0) != 1) {
+		/* Left unmarked: the next launch of the uid looks for leftovers, as after a crash. */
 	}
 }
 
@@ -303,15 +397,26 @@ static pid_t ended_child(void)
 	return info.si_pid;
 }
 
-/* The end of a launch: the worker's last output and the events' counts out, then its status up. */
-static _Noreturn void finish(struct watch *watch, pid_t worker, int status)
+/* Until the worker has ended, without reaping it (its pid stays its own while the groups die). */
+static void wait_for_end_of(pid_t worker)
 {
+	siginfo_t info;
+
+	while (waitid(P_PID, (id_t)worker, &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+	}
+}
+
+/* The end of a launch, everything reaped: the worker's last output and the events' counts out,
+ * then its status up. */
+static _Noreturn void finish(struct watch *watch, const struct launch *launch, pid_t worker, int status)
+{
+	mark_ended_clean(launch);
 	watch_drain(watch);
 	event_flush(worker);
 	end_as(status);
 }
 
-_Noreturn void supervise(pid_t broker, pid_t worker, struct watch *watch)
+_Noreturn void supervise(pid_t broker, pid_t worker, struct watch *watch, const struct launch *launch)
 {
 	sigset_t set = signals_with(LAUNCHER_GONE);
 	int signals = signalfd(-1, &set, SFD_CLOEXEC);
@@ -331,11 +436,17 @@ _Noreturn void supervise(pid_t broker, pid_t worker, struct watch *watch)
 			die(EXIT_SYSTEM, "poll: %s", strerror(errno));
 		}
 		watch_handle(watch, fds + 1, n);
+		if (watch->filter_released) {
+			/* The worker is exiting with everything it started: wait for its end here, rather
+			 * than wake once more as its pipes close and again for its SIGCHLD. */
+			wait_for_end_of(worker);
+			finish(watch, launch, worker, end_everything(broker, worker, NULL));
+		}
 		if (!(fds[0].revents & POLLIN) || read(signals, &info, sizeof info) != sizeof info)
 			continue;
 		if (info.ssi_signo == LAUNCHER_GONE) {
 			(void)end_everything(broker, worker, NULL);
-			finish(watch, worker, SIGKILL);
+			finish(watch, launch, worker, SIGKILL);
 		}
 		if (info.ssi_signo != SIGCHLD) {
 			(void)kill(worker, (int)info.ssi_signo);
@@ -343,12 +454,13 @@ _Noreturn void supervise(pid_t broker, pid_t worker, struct watch *watch)
 		}
 		while ((pid = ended_child()) > 0) {
 			if (pid == worker)
-				finish(watch, worker, end_everything(broker, worker, NULL));
+				finish(watch, launch, worker, end_everything(broker, worker, NULL));
 			if (pid == broker) {
 				/* A worker without its broker would fail every token request: stop it, the
 				 * host starts a new one. */
 				int status = 0;
 				(void)end_everything(broker, worker, &status);
+				mark_ended_clean(launch);
 				watch_drain(watch);
 				event_flush(worker);
 				die(EXIT_BROKER, "identity broker (pid %d) ended with status %d: the worker was stopped",

@@ -34,6 +34,7 @@ static const char host_prefix[] = "languageworkerconsolelog";
 void watch_prepare(struct watch *w)
 {
 	w->listener = -1;
+	w->filter_released = false;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, w->control) != 0)
 		die(EXIT_SYSTEM, "socketpair: %s", strerror(errno));
 	for (int i = 0; i < WATCH_STREAMS; i++) {
@@ -229,8 +230,11 @@ void watch_handle(struct watch *w, const struct pollfd *fds, size_t n)
 		if (fds[0].revents & POLLIN)
 			answer(w);
 		else {
-			close(w->listener); /* every process the filter watched has ended */
+			/* The kernel hangs up when the filter's last process starts to exit (do_exit,
+			 * seccomp_filter_release): every process the filter watched is ending. */
+			close(w->listener);
 			w->listener = -1;
+			w->filter_released = (fds[0].revents & POLLHUP) != 0;
 		}
 	}
 	for (size_t k = 1; k < n; k++)

@@ -19,6 +19,7 @@ struct watch {
 	int control[2];                   /* a socket pair: the worker sends its filter's listener */
 	int pipes[WATCH_STREAMS][2];      /* the worker's stdout and stderr */
 	int listener;                     /* the filter's listener, -1 without one */
+	bool filter_released;             /* the listener hung up: every process under the filter is exiting */
 	struct {
 		int fd;                   /* read end, -1 at end of file */
 		bool overlong;            /* the line passed on so far outgrew line[]: defanged to its end */

@@ -177,11 +177,36 @@ def test_without_the_launcher_one_worker_reads_another(
     assert first_line(two_processes[1]) == ["ok", "ok", "ok", "ok"]
 
 
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is pid, from the process table."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # not a process, or one that ended meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def mark_lock_unclean(launch_uids: LaunchUids, uid: int) -> None:
+    """As a supervisor that died leaves its uid's lock: not marked clean (lifetime.c)."""
+    lock = os.open(launch_uids.dirs.tmpdir / f"{uid}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(lock, b"U", 0)
+    finally:
+        os.close(lock)
+
+
 def test_a_leftover_of_an_earlier_launch_of_the_uid_is_ended(
     lifetime_launcher: Launcher, launch_uids: LaunchUids, worker: Account
 ) -> None:
     """What only a supervisor killed itself (the OOM killer) could leave: a process of a launch
     uid no live launch holds. The next launch of that uid ends it before the worker runs."""
+    mark_lock_unclean(launch_uids, launch_uids.first)
     leftover = subprocess.Popen(  # noqa: S603
         [PYTHON, "-c", "import time; time.sleep(60)"],
         preexec_fn=become(Account("leftover", launch_uids.first, worker.gid)),
@@ -193,6 +218,29 @@ def test_a_leftover_of_an_earlier_launch_of_the_uid_is_ended(
     finally:
         leftover.kill()
         leftover.wait()
+
+
+def test_what_a_killed_supervisor_left_ends_with_the_next_launch(
+    lifetime_launcher: Launcher, launch_uids: LaunchUids
+) -> None:
+    """The whole way, as the OOM killer would do it: the supervisor killed, it neither ends the
+    worker's group nor marks its uid's lock clean; the worker dies with it (PR_SET_PDEATHSIG), its
+    grandchild lives on (the control). The next launch of the uid ends the grandchild first."""
+    lifetime_launcher.run(["-c", "pass"])  # the uid's last launch ended clean: its lock says so
+    process = start([str(lifetime_launcher.binary), "-c", LEAVE_BEHIND, "host"])
+    grandchild = int(first_line(process)[0])
+    try:
+        (supervisor,) = children_of(process.pid)
+        os.kill(supervisor, signal.SIGKILL)
+        process.communicate(timeout=DEADLINE_SECONDS)
+        assert process.returncode == -signal.SIGKILL
+        assert alive(grandchild), "with its supervisor killed, the grandchild should have lived on"
+        result = lifetime_launcher.run(["-c", "import os; print(os.getuid())"])
+        assert result.stdout.decode().split() == [str(launch_uids.first)], result.stderr.decode()
+        assert gone_within_deadline(grandchild), f"grandchild {grandchild} outlived the next launch"
+    finally:
+        if alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
 
 
 def test_each_launch_has_its_own_tmpdir(
