@@ -21,7 +21,9 @@
  * leaves one to tear down at the end. The price: the three share libc's per-thread data, so the
  * launcher's own loop never reads errno, nothing here calls raise() (it signals the thread libc
  * recorded, the launcher's), and the vfork child makes only system calls (drop.c, sandbox.c)
- * before its execve.
+ * before its execve. Once the vfork child has dropped root, the memory it still shares with the
+ * launcher is not dumpable (commit_creds in kernel/cred.c clears it on a credential change): no
+ * process of the worker's uid can ptrace it or open its /proc/<pid>/mem before the execve.
  */
 #define _GNU_SOURCE
 #include "lifetime.h"
