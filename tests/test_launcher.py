@@ -21,7 +21,7 @@ RATIO_BOUND = 1.5
 # of setpriv's (which only drops root and execs): at most a third. It reads about 0.2 on an idle
 # machine (the launcher README, Cost); noise only adds, so the best of up to BENCH_ATTEMPTS runs is
 # held to it, and every run's figure is printed. The whole run (start-up and the worker's end,
-# where the supervisor ends and reaps everything before it reports) reads about 0.35: printed, and
+# where the supervisor ends and reaps everything before it reports) reads 0.34 to 0.41: printed, and
 # held only to setpriv's own cost, which catches a launcher gone wrong.
 SETPRIV_SHARE_BOUND = 1 / 3
 WHOLE_RUN_SHARE_BOUND = 1.0
@@ -171,19 +171,23 @@ def test_launcher_start_up_is_within_a_third_of_setpriv(
         assert match, result.stdout
         assert float(match.group(1)) <= RATIO_BOUND
         # The supervisor's share, against the same launcher without it, interleaved in the same run.
-        assert re.search(r"^the supervisor adds [-+]\d+\.\d+ ms to start-up, [-+]\d+\.\d+ ms to the whole run",
-                         result.stdout, re.M)  # fmt: skip
-        share = re.search(r"^launcher's start-up cost over direct, as a share of setpriv's: (-?\d+\.\d+)",
-                          result.stdout, re.M)  # fmt: skip
-        whole = re.search(r"^launcher's whole-run cost over direct \(start-up and end\), as a share of "
-                          r"setpriv's: (-?\d+\.\d+)", result.stdout, re.M)  # fmt: skip
+        out = result.stdout
+        supervisor = r"^the supervisor adds [-+][\d.]+ ms to start-up, [-+][\d.]+ ms to the whole"
+        assert re.search(supervisor, out, re.M)
+        of_setpriv = r"as a share of setpriv's: (-?\d+\.\d+)"
+        share = re.search(rf"^launcher's start-up cost over direct, {of_setpriv}", out, re.M)
+        whole_run = r"^launcher's whole-run cost over direct \(start-up and end\), "
+        whole = re.search(whole_run + of_setpriv, out, re.M)
         assert share and whole, result.stdout
         shares.append(float(share.group(1)))
         whole_shares.append(float(whole.group(1)))
         if shares[-1] <= SETPRIV_SHARE_BOUND and whole_shares[-1] <= WHOLE_RUN_SHARE_BOUND:
             break
-    show_in_log(capsys, f"launcher bench: share of setpriv's cost per run, start-up {shares} (best "
-                        f"{min(shares)}), whole run {whole_shares} (best {min(whole_shares)})")  # fmt: skip
+    show_in_log(
+        capsys,
+        f"launcher bench: share of setpriv's cost per run, start-up {shares} (best {min(shares)}), "
+        f"whole run {whole_shares} (best {min(whole_shares)})",
+    )
     assert min(shares) <= SETPRIV_SHARE_BOUND, shares
     assert min(whole_shares) <= WHOLE_RUN_SHARE_BOUND, whole_shares
 
