@@ -28,7 +28,7 @@ struct watch {
 	} stream[WATCH_STREAMS];
 };
 
-/* In the supervisor, before the worker is forked. */
+/* In the supervisor, before the worker starts. */
 void watch_prepare(struct watch *watch);
 
 /* In the worker: its stdout and stderr become the pipes; returns the socket to send the listener on. */
@@ -37,7 +37,7 @@ int watch_in_worker(struct watch *watch);
 /* In the worker, once its filter is in place: hands the listener to the supervisor and closes it. */
 void watch_send_listener(int control, int listener);
 
-/* In the supervisor, after the fork: waits for the listener (none if the worker ends first). */
+/* In the supervisor, after the worker's vfork: takes the listener it sent (none if it sent none). */
 void watch_in_supervisor(struct watch *watch);
 
 /* The descriptors to poll (fds[0..n)), and what to do when they are ready. */
