@@ -57,11 +57,31 @@ static void check_policy_directory(void)
 		refuse(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", dir);
 }
 
+/* Reads fd into buf until end of file or until buf is full, then closes it: the length read. A
+ * caller tells a file that filled buf (too large) from one that fit by giving one byte to spare. */
+static size_t read_file(int fd, const char *file, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die(EXIT_POLICY, "read(%s): %s", file, strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	return len;
+}
+
 /* The policy decides what the worker sees, so anyone who could edit it would own the worker too. */
 static size_t read_policy(char *text)
 {
 	struct stat st;
-	size_t len = 0;
+	size_t len;
 	int fd;
 
 	check_policy_directory();
@@ -79,19 +99,9 @@ static size_t read_policy(char *text)
 		refuse(EXIT_POLICY, "%s: writable by group or others (chmod go-w)", POLICY_PATH);
 	if (st.st_size > POLICY_MAX_BYTES)
 		die(EXIT_POLICY, "%s: larger than %d bytes", POLICY_PATH, POLICY_MAX_BYTES);
-	for (;;) {
-		ssize_t n = read(fd, text + len, (size_t)POLICY_MAX_BYTES + 1 - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			die(EXIT_POLICY, "read(%s): %s", POLICY_PATH, strerror(errno));
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > POLICY_MAX_BYTES)
-			die(EXIT_POLICY, "%s: larger than %d bytes", POLICY_PATH, POLICY_MAX_BYTES);
-	}
-	close(fd);
+	len = read_file(fd, POLICY_PATH, text, (size_t)POLICY_MAX_BYTES + 1);
+	if (len > POLICY_MAX_BYTES)
+		die(EXIT_POLICY, "%s: larger than %d bytes", POLICY_PATH, POLICY_MAX_BYTES);
 	return len;
 }
 
@@ -114,7 +124,7 @@ static void check_exec(const struct policy *p)
 static int lookup_id(const char *file, const char *name, size_t name_len, int field, unsigned *id, unsigned *next)
 {
 	static char buf[ACCOUNT_MAX_BYTES];
-	size_t len = 0;
+	size_t len;
 	int fd;
 
 	if (parse_id(name, name_len, id) == 0)
@@ -122,19 +132,9 @@ static int lookup_id(const char *file, const char *name, size_t name_len, int fi
 	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		die(EXIT_POLICY, "open(%s): %s", file, strerror(errno));
-	for (;;) {
-		ssize_t n = read(fd, buf + len, sizeof buf - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			die(EXIT_POLICY, "read(%s): %s", file, strerror(errno));
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof buf)
-			die(EXIT_POLICY, "%s: %zu bytes or more", file, sizeof buf);
-	}
-	close(fd);
+	len = read_file(fd, file, buf, sizeof buf);
+	if (len == sizeof buf)
+		die(EXIT_POLICY, "%s: %zu bytes or more", file, sizeof buf);
 	switch (account_ids(buf, len, name, name_len, field, id, next)) {
 	case 0:
 		return 0;
