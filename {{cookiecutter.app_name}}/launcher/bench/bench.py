@@ -14,11 +14,13 @@ a build's libc and flags: its start-up is the libc's share of that build's cost.
 """
 
 import argparse
+import atexit
 import os
 import pwd
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,6 +76,24 @@ def anchors(user: str, python: str) -> tuple[dict[str, list[str]], list[str]]:
         else:
             found[tool] = [path, *arguments, python, "-c", MARK]
     return found, missing
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
+
+
+def write_sandbox_policy(policy: Path, python: str, user: str) -> None:
+    """The shipped policy's sandbox: Landlock where the kernel has it, with a TMPDIR of the user's
+    (opened after the drop, so somewhere the user can reach: not under a checkout in root's 0700),
+    removed when the bench ends."""
+    tmpdir = Path(tempfile.mkdtemp(prefix="launcher-bench-", dir="/var/tmp"))
+    atexit.register(shutil.rmtree, tmpdir, ignore_errors=True)
+    account = pwd.getpwnam(user)
+    os.chown(tmpdir, account.pw_uid, account.pw_gid)
+    policy.write_text(f"exec {python}\nuser {user}\nallow PATH\nallow LANG\nallow HOME\n"
+                      f"landlock best-effort\nset TMPDIR={tmpdir}\n")  # fmt: skip
+    policy.chmod(0o644)
 
 
 def as_python(launcher: str, python: str) -> list[str]:
@@ -139,8 +159,7 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
+    require_root()
 
     python = interpreter()
     policy = Path(args.policy)

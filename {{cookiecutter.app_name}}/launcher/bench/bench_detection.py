@@ -9,19 +9,14 @@ lines the whole flood printed. Run as root, as the host does.
 """
 
 import argparse
-import atexit
-import os
 import platform
-import pwd
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench import interpreter, timed
+from bench import interpreter, require_root, timed, write_sandbox_policy
 
 FLOOD = 20000
 UNSHARE = {"x86_64": 272, "aarch64": 97}[platform.machine()]
@@ -52,18 +47,10 @@ def main() -> None:
     parser.add_argument("--user", default="nobody", help="the account the launcher drops to")
     parser.add_argument("--pairs", type=int, default=100)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
+    require_root()
 
     python = interpreter()
-    tmpdir = Path(tempfile.mkdtemp(prefix="launcher-bench-", dir="/var/tmp"))
-    atexit.register(shutil.rmtree, tmpdir, ignore_errors=True)
-    account = pwd.getpwnam(args.user)
-    os.chown(tmpdir, account.pw_uid, account.pw_gid)
-    policy = Path(args.policy)
-    policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n"
-                      f"landlock best-effort\nset TMPDIR={tmpdir}\n")  # fmt: skip
-    policy.chmod(0o644)
+    write_sandbox_policy(Path(args.policy), python, args.user)
     watched, unwatched = [args.launcher, "-c", "pass"], [args.unwatched, "-c", "pass"]
 
     for _ in range(5):  # warm the page cache for both

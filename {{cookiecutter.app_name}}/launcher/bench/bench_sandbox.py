@@ -10,16 +10,10 @@ that do the same.
 """
 
 import argparse
-import atexit
-import os
-import pwd
-import shutil
 import statistics
-import sys
-import tempfile
 from pathlib import Path
 
-from bench import MARK, as_python, interpreter, timed
+from bench import MARK, as_python, interpreter, require_root, timed, write_sandbox_policy
 
 
 def main() -> None:
@@ -32,20 +26,10 @@ def main() -> None:
     parser.add_argument("--user", default="nobody", help="the account the launcher drops to")
     parser.add_argument("--runs", type=int, default=100)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench: run as root: the launcher's policy must be root-owned and it drops root")
+    require_root()
 
     python = interpreter()
-    policy = Path(args.policy)
-    # The shipped policy's sandbox: Landlock where the kernel has it, with a TMPDIR of the user's
-    # (opened after the drop, so somewhere the user can reach: not under a checkout in root's 0700).
-    tmpdir = Path(tempfile.mkdtemp(prefix="launcher-bench-", dir="/var/tmp"))
-    atexit.register(shutil.rmtree, tmpdir, ignore_errors=True)
-    account = pwd.getpwnam(args.user)
-    os.chown(tmpdir, account.pw_uid, account.pw_gid)
-    policy.write_text(f"exec {python}\nuser {args.user}\nallow PATH\nallow LANG\nallow HOME\n"
-                      f"landlock best-effort\nset TMPDIR={tmpdir}\n")  # fmt: skip
-    policy.chmod(0o644)
+    write_sandbox_policy(Path(args.policy), python, args.user)
     commands = {
         "direct": [python, "-c", MARK],
         "launcher": as_python(args.launcher, python),
