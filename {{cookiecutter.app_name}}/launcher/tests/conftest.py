@@ -58,6 +58,11 @@ EVENT = re.compile(
 )
 
 
+def children(pid: int) -> list[int]:
+    """The pids whose parent is pid (the launcher's supervisor, the supervisor's worker)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def security_events(output: bytes | str) -> list[dict[str, str]]:
     """Every line of output that is a security event, as its fields; fails on a near miss."""
     text = output.decode() if isinstance(output, bytes) else output

@@ -27,6 +27,7 @@ from conftest import (
     LAUNCHER_DIR,
     Account,
     Launcher,
+    children,
     minimal_policy,
     security_events,
 )
@@ -269,10 +270,6 @@ def test_exit_status_and_death_by_signal_reach_the_host(
         env=platform_env(platform),
     )
     assert killed.returncode == -signal.SIGKILL
-
-
-def children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def start(launcher: Launcher, code: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

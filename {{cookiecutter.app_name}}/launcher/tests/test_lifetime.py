@@ -13,7 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, Account, Launcher, LaunchUids, become, default_policy, security_events
+from conftest import (
+    PYTHON,
+    Account,
+    Launcher,
+    LaunchUids,
+    become,
+    children,
+    default_policy,
+    security_events,
+)
 
 DEADLINE_SECONDS = 10
 
@@ -177,21 +186,6 @@ def test_without_the_launcher_one_worker_reads_another(
     assert first_line(two_processes[1]) == ["ok", "ok", "ok", "ok"]
 
 
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is pid, from the process table."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # not a process, or one that ended meanwhile
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            children.append(int(entry.name))
-    return children
-
-
 def mark_lock_unclean(launch_uids: LaunchUids, uid: int) -> None:
     """As a supervisor that died leaves its uid's lock: not marked clean (lifetime.c)."""
     lock = os.open(launch_uids.dirs.tmpdir / f"{uid}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
@@ -230,7 +224,7 @@ def test_what_a_killed_supervisor_left_ends_with_the_next_launch(
     process = start([str(lifetime_launcher.binary), "-c", LEAVE_BEHIND, "host"])
     grandchild = int(first_line(process)[0])
     try:
-        (supervisor,) = children_of(process.pid)
+        (supervisor,) = children(process.pid)
         os.kill(supervisor, signal.SIGKILL)
         process.communicate(timeout=DEADLINE_SECONDS)
         assert process.returncode == -signal.SIGKILL
