@@ -492,7 +492,10 @@ class Host(services.FunctionRpcServicer):
     def status(self) -> dict[str, Any]:
         if self.worker is None:
             return {"state": "Starting", "error": "", "worker": None}
-        return self.worker.status() | {"restarts": len(self.exits), "exits": self.exits}
+        # The exits before the worker's state: _exited sets the error before it appends the
+        # exit, so a status that counts an exit also shows what that exit decided.
+        exits = list(self.exits)
+        return self.worker.status() | {"restarts": len(exits), "exits": exits}
 
 
 HOST = Host()
