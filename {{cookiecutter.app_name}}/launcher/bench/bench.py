@@ -35,6 +35,7 @@ MARK = "import os, time; os.write(1, b'%d' % time.monotonic_ns())"
 LAUNCH_UIDS = "61900-61915"
 # The launcher's start-up cost over starting python directly, against setpriv's: at most this share.
 SETPRIV_SHARE = 1 / 3
+Timings = dict[str, list[float]]
 
 
 def reachable_by_anyone(path: str) -> bool:
@@ -132,6 +133,28 @@ def timed(argv: list[str]) -> tuple[float, float, float | None]:
     return whole / 1e9, usage.ru_utime + usage.ru_stime, started
 
 
+def interleaved(commands: dict[str, list[str]], runs: int) -> tuple[Timings, Timings, Timings]:
+    """Each command timed `runs` times (after five to warm the page cache), interleaved, each run
+    starting one further along, so that machine noise hits all alike: (whole run, CPU, start-up)
+    seconds by name; start-up only for the commands that write MARK."""
+    for _ in range(5):
+        for argv in commands.values():
+            timed(argv)
+    wall: Timings = {name: [] for name in commands}
+    cpu: Timings = {name: [] for name in commands}
+    starts: Timings = {name: [] for name in commands}
+    order = list(commands)
+    for run in range(runs):
+        shift = run % len(order)
+        for name in order[shift:] + order[:shift]:
+            elapsed, used, started = timed(commands[name])
+            wall[name].append(elapsed)
+            cpu[name].append(used)
+            if started is not None:
+                starts[name].append(started)
+    return wall, cpu, starts
+
+
 def named_paths(values: list[str], option: str) -> dict[str, str]:
     pairs = dict(value.partition("=")[::2] for value in values)
     if not all(pairs.values()):
@@ -182,22 +205,7 @@ def main() -> None:
         for name, path in named_paths(args.empty, "--empty").items()
     }
 
-    for _ in range(5):  # warm the page cache for each
-        for argv in commands.values():
-            timed(argv)
-    wall: dict[str, list[float]] = {name: [] for name in commands}
-    cpu: dict[str, list[float]] = {name: [] for name in commands}
-    starts: dict[str, list[float]] = {name: [] for name in commands}
-    order = list(commands)
-    for run in range(args.runs):  # interleaved, each run starting one further along
-        shift = run % len(order)
-        for name in order[shift:] + order[:shift]:
-            elapsed, used, started = timed(commands[name])
-            wall[name].append(elapsed)
-            cpu[name].append(used)
-            if started is not None:
-                starts[name].append(started)
-
+    wall, cpu, starts = interleaved(commands, args.runs)
     medians = {name: statistics.median(values) for name, values in wall.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     start_medians = {name: statistics.median(values) for name, values in starts.items() if values}

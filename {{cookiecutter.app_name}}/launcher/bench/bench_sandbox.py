@@ -13,7 +13,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from bench import MARK, as_python, interpreter, require_root, timed, write_sandbox_policy
+from bench import MARK, as_python, interleaved, interpreter, require_root, write_sandbox_policy
 
 
 def main() -> None:
@@ -36,18 +36,7 @@ def main() -> None:
         "unconfined": as_python(args.unconfined, python),
     }
 
-    for _ in range(5):  # warm the page cache for each
-        for argv in commands.values():
-            timed(argv)
-    wall: dict[str, list[float]] = {name: [] for name in commands}
-    cpu: dict[str, list[float]] = {name: [] for name in commands}
-    order = list(commands)
-    for run in range(args.runs):  # interleaved, alternating which goes first
-        for name in order if run % 2 == 0 else reversed(order):
-            elapsed, used, _ = timed(commands[name])
-            wall[name].append(elapsed)
-            cpu[name].append(used)
-
+    wall, cpu, _ = interleaved(commands, args.runs)
     median = {name: statistics.median(values) for name, values in wall.items()}
     runs = f"over {args.runs} runs"
     print(f"python (direct):          median {median['direct'] * 1000:.2f} ms {runs} ({python}, whole run)")
